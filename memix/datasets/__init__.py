@@ -1,0 +1,1 @@
+"""Dataset adapters: each reads one dataset's layout and coding sheet into the clip index (see schema)."""

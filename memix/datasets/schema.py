@@ -1,0 +1,40 @@
+"""The clip index: one row per micro-expression clip, the contract between ingest and every later stage."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# column -> pandas dtype. Frame paths are relative to the dataset root (posix separators).
+CLIP_COLUMNS: dict[str, str] = {
+    "dataset": "string",
+    "subject": "string",  # canonical: "sub01" for CASME II, "006" for SAMM
+    "clip": "string",  # the sheet's Filename
+    "clip_id": "string",  # unique over the index: f"{subject}/{clip}" (+ "#onset" if a Filename repeats)
+    "onset": "int64",
+    "apex": "int64",
+    "offset": "int64",
+    "n_frames": "int64",  # frames found on disk between onset and offset, inclusive
+    "emotion": "string",  # raw sheet value
+    "label": "string",  # class name after the class map
+    "label_id": "int64",
+    "action_units": "string",
+    "frame_dir": "string",
+    "onset_path": "string",
+    "apex_path": "string",
+}
+
+
+def empty_clip_index() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CLIP_COLUMNS.items()})
+
+
+def validate_clip_index(df: pd.DataFrame, source: str = "clip index") -> pd.DataFrame:
+    """Check columns and uniqueness; return the frame with the schema's dtypes and column order."""
+    missing = [c for c in CLIP_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{source}: missing columns {missing}")
+    out = df[list(CLIP_COLUMNS)].astype(CLIP_COLUMNS)
+    dup = out["clip_id"][out["clip_id"].duplicated()]
+    if len(dup):
+        raise ValueError(f"{source}: duplicate clip_id {sorted(dup.unique())[:5]}")
+    return out.reset_index(drop=True)
