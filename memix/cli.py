@@ -60,7 +60,9 @@ def _train(args: argparse.Namespace, params: Params) -> None:
     from memix import train
 
     out = Path(args.out) if args.out else paths.train_dir(args.method, args.seed)
-    train.run(params, method=args.method, seed=args.seed, flow_dir=Path(args.flow), out_dir=out, resume=not args.restart)
+    train.run(
+        params, method=args.method, seed=args.seed, flow_dir=Path(args.flow), out_dir=out, resume=not args.restart
+    )
 
 
 def _evaluate(args: argparse.Namespace, params: Params) -> None:

@@ -70,7 +70,7 @@ class SynthParams(_Section):
     jpeg_quality: int = Field(90, ge=10, le=100)
 
     @model_validator(mode="after")
-    def _ranges(self) -> "SynthParams":
+    def _ranges(self) -> SynthParams:
         if self.frames_min > self.frames_max:
             raise ValueError("frames_min must be <= frames_max")
         if self.apex_px_min > self.apex_px_max:
@@ -148,7 +148,7 @@ class FlowParams(_Section):
     dis: DISParams = DISParams()
 
     @model_validator(mode="after")
-    def _channels(self) -> "FlowParams":
+    def _channels(self) -> FlowParams:
         if len(set(self.channels)) != len(self.channels) or self.channels[:2] != ["u", "v"]:
             raise ValueError("channels must start with u, v and may add strain, without repeats")
         return self
@@ -264,7 +264,7 @@ class CompareParams(_Section):
     baseline: Literal[METHODS] = "none"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
-    def _non_empty(self) -> "CompareParams":
+    def _non_empty(self) -> CompareParams:
         if not self.methods or not self.seeds:
             raise ValueError("methods and seeds must not be empty")
         if len(set(self.methods)) != len(self.methods) or len(set(self.seeds)) != len(self.seeds):

@@ -49,7 +49,7 @@ def from_path(path: str | Path) -> bytes:
 
 
 def from_url(url: str = URL, timeout: float = 20.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (fixed https URL)
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
         return resp.read()
 
 

@@ -29,9 +29,8 @@ class LandmarkDetector:
         self.min_confidence = min_confidence
         self._landmarker = None
 
-    def __enter__(self) -> "LandmarkDetector":
-        from mediapipe.tasks.python import BaseOptions
-        from mediapipe.tasks.python import vision
+    def __enter__(self) -> LandmarkDetector:
+        from mediapipe.tasks.python import BaseOptions, vision
 
         options = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(self.model_path)),

@@ -1,0 +1,63 @@
+"""params.yaml loading: the shipped file is valid and complete; bad keys, types and ranges name key and file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from memix.config import METHODS, Params, ParamsError, dump_params, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_params_are_valid_and_spell_out_every_default() -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    params = load_params(REPO / "params.yaml")
+    # Every key the schema knows is written in params.yaml, so DVC tracks each one the stages depend on.
+    assert raw == dump_params(params)
+    assert params.compare.methods == list(METHODS)
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("flow: {sizee: 32}\n", "flow.sizee: unknown key"),
+        ("train: {epochs: many}\n", "train.epochs"),
+        ("flow: {size: 2}\n", "flow.size"),
+        ("mixing: {memix: {pool: median}}\n", "mixing.memix.pool"),
+        ("flow: {tvl1: {lambda: -1}}\n", "flow.tvl1.lambda"),
+        ("nonsense: 1\n", "nonsense: unknown key"),
+        ("synth: {frames_min: 40, frames_max: 20}\n", "frames_min must be <= frames_max"),
+        ("compare: {methods: [memix, memix]}\n", "must not repeat"),
+    ],
+)
+def test_bad_values_name_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert expected in message
+
+
+def test_missing_file_and_bad_yaml_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "absent.yaml")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(_write(tmp_path, "flow: [unclosed\n"))
+
+
+def test_partial_file_fills_defaults_and_lambda_alias_round_trips(tmp_path: Path) -> None:
+    params = load_params(_write(tmp_path, "flow: {method: dis, tvl1: {lambda: 0.3}}\n"))
+    assert params.flow.method == "dis"
+    assert params.flow.tvl1.lambda_ == 0.3
+    assert dump_params(params)["flow"]["tvl1"]["lambda"] == 0.3
+    assert params.train == Params().train
