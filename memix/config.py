@@ -34,6 +34,15 @@ class _Section(BaseModel):
 
 
 # --------------------------------------------------------------------------------------- dataset
+class ClipPatch(_Section):
+    """One coding-sheet correction, keyed by (Subject, Filename) as the sheet spells them, never by row."""
+
+    subject: str | int
+    filename: str
+    field: Literal["onset", "apex", "offset", "emotion", "action_units"]
+    value: int | str
+
+
 class DatasetParams(_Section):
     """Which dataset the pipeline ingests and how its coding sheet is read."""
 
@@ -42,6 +51,7 @@ class DatasetParams(_Section):
     sheet: str | None = Field(None, description="coding sheet path relative to root; null = the one .xlsx in root")
     classes: Literal["5class", "3class"] = "5class"
     on_bad_apex: Literal["patch", "drop"] = "patch"
+    patches: list[ClipPatch] = Field([], description="sheet corrections applied before validation, each reported")
 
 
 # ----------------------------------------------------------------------------------------- synth
@@ -62,6 +72,7 @@ class SynthParams(_Section):
     subject_intensity_sd: float = Field(0.25, ge=0.0, le=1.0)
     au_dropout: float = Field(0.15, ge=0.0, lt=1.0, description="chance an optional AU of a class is left out")
     distractor_au_rate: float = Field(0.3, ge=0.0, le=1.0, description="chance of one extra AU from another class")
+    unilateral_rate: float = Field(0.15, ge=0.0, le=1.0, description="chance a clip's lateral AUs are one-sided (L/R)")
     head_drift_px: float = Field(0.3, ge=0.0)
     head_rotation_deg: float = Field(0.2, ge=0.0)
     blink_rate: float = Field(0.3, ge=0.0, le=1.0)

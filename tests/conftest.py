@@ -19,3 +19,24 @@ def face_model_path() -> Path:
     if repo_model.is_file():
         return facemodel.ensure(repo_model)
     return facemodel.ensure(CACHE / "face_landmarker.task")
+
+
+# A small synthetic CASME II-shaped set for pipeline tests: 3 subjects, 12 clips (every class), 160 px frames.
+TINY_SYNTH = {"subjects": 3, "clips": 12, "frame_size": 160, "face_size": 100, "frames_min": 8, "frames_max": 14}
+
+
+@pytest.fixture(scope="session")
+def tiny_synth_params():
+    from memix.config import SynthParams
+
+    return SynthParams(**TINY_SYNTH)
+
+
+@pytest.fixture(scope="session")
+def tiny_synth_root(tmp_path_factory: pytest.TempPathFactory, tiny_synth_params, face_model_path: Path) -> Path:
+    """The tiny synthetic dataset's root (subNN/EPxx_yy/img{N}.jpg + CASME2-coding-synthetic.xlsx); read-only."""
+    from memix import synth
+
+    root = tmp_path_factory.mktemp("synth") / "synthetic"
+    synth.generate(tiny_synth_params, root, face_model_path)
+    return root

@@ -1,0 +1,23 @@
+"""CASME II (and the synthetic set, which copies its layout): ``<root>/subNN/<Filename>/img{N}.jpg``.
+
+Subjects are canonical ``sub01``; on disk either ``sub01`` or a bare ``01``/``1`` folder. Frames may be
+``img{N}.jpg`` (raw) or ``reg_img{N}.jpg`` (the authors' crops): frame discovery parses N either way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memix.datasets.adapter import Adapter, subject_number
+
+
+def canonical_subject(value: Any) -> str:
+    return f"sub{subject_number(value):02d}"
+
+
+def subject_dirs(subject: str) -> list[str]:
+    number = subject_number(subject)
+    return list(dict.fromkeys([f"sub{number:02d}", f"{number:02d}", str(number)]))
+
+
+ADAPTER = Adapter(name="casme2", canonical_subject=canonical_subject, subject_dirs=subject_dirs)

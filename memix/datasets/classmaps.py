@@ -1,0 +1,79 @@
+"""Emotion -> class maps per dataset and task; the label order is part of the contract (label_id).
+
+CASME II 5-class follows the MEMix code's order; the 3-class maps are MEGC 2019's composite classes.
+Emotions a dataset knows but a task leaves out (CASME II fear/sadness in 5-class) are dropped and reported
+as excluded; anything else is reported as unknown, so a typo in a sheet is never silently a class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ClassMap:
+    """Class names in label_id order, and the dataset's normalised emotions mapped to a class name."""
+
+    names: tuple[str, ...]
+    emotions: dict[str, str]
+    known: frozenset[str]  # every emotion this dataset's sheets use, mapped or not
+
+    def label_id(self, label: str) -> int:
+        return self.names.index(label)
+
+    def to_report(self) -> dict[str, object]:
+        return {"names": list(self.names), "emotions": dict(sorted(self.emotions.items()))}
+
+
+CASME2_EMOTIONS = frozenset({"happiness", "repression", "disgust", "surprise", "others", "fear", "sadness"})
+SAMM_EMOTIONS = frozenset({"anger", "contempt", "happiness", "surprise", "other", "disgust", "fear", "sadness"})
+
+# spelling variants seen across releases, applied after lower-casing and trimming
+ALIASES: dict[str, dict[str, str]] = {
+    "casme2": {"other": "others", "happy": "happiness", "surprised": "surprise", "sad": "sadness"},
+    "samm": {"others": "other", "happy": "happiness", "surprised": "surprise", "sad": "sadness"},
+}
+
+CLASS_MAPS: dict[tuple[str, str], ClassMap] = {
+    ("casme2", "5class"): ClassMap(
+        names=("happiness", "repression", "disgust", "surprise", "others"),
+        emotions={e: e for e in ("happiness", "repression", "disgust", "surprise", "others")},
+        known=CASME2_EMOTIONS,
+    ),
+    ("casme2", "3class"): ClassMap(
+        names=("negative", "positive", "surprise"),
+        emotions={"disgust": "negative", "repression": "negative", "happiness": "positive", "surprise": "surprise"},
+        known=CASME2_EMOTIONS,
+    ),
+    ("samm", "5class"): ClassMap(
+        names=("anger", "contempt", "happiness", "surprise", "other"),
+        emotions={e: e for e in ("anger", "contempt", "happiness", "surprise", "other")},
+        known=SAMM_EMOTIONS,
+    ),
+    ("samm", "3class"): ClassMap(
+        names=("negative", "positive", "surprise"),
+        emotions={
+            "anger": "negative",
+            "contempt": "negative",
+            "disgust": "negative",
+            "fear": "negative",
+            "sadness": "negative",
+            "happiness": "positive",
+            "surprise": "surprise",
+        },
+        known=SAMM_EMOTIONS,
+    ),
+}
+
+
+def get(dataset: str, classes: str) -> ClassMap:
+    try:
+        return CLASS_MAPS[(dataset, classes)]
+    except KeyError:
+        raise ValueError(f"no class map for dataset {dataset!r} with classes {classes!r}") from None
+
+
+def normalise_emotion(dataset: str, raw: object) -> str:
+    """Trimmed, lower-cased emotion with the dataset's spelling variants folded ("Others" -> "other" in SAMM)."""
+    text = "" if raw is None else " ".join(str(raw).split()).lower()
+    return ALIASES.get(dataset, {}).get(text, text)

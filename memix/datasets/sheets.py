@@ -1,0 +1,156 @@
+"""Read a coding sheet (.xlsx) by header name, wherever the header row sits.
+
+Released sheets differ in column order, spacing ("OnsetFrame" vs "Onset Frame"), blank unnamed columns and
+notes rows above the header, so columns are found by their normalised names and the header row by its
+content. Every record keeps its Excel row number so errors and reports can point the user at the sheet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# canonical field -> accepted header spellings, compared after normalise_header()
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "subject": ("subject",),
+    "filename": ("filename",),
+    "onset": ("onsetframe", "onset"),
+    "apex": ("apexframe", "apex"),
+    "offset": ("offsetframe", "offset"),
+    "action_units": ("actionunits", "aus"),
+    "emotion": ("estimatedemotion", "emotion"),
+}
+REQUIRED = ("subject", "filename", "onset", "apex", "offset", "emotion")
+HEADER_SCAN_ROWS = 100
+
+
+class SheetError(ValueError):
+    """A coding sheet that cannot be read; the message names the file (and row/field where known)."""
+
+
+@dataclass(frozen=True)
+class SheetRecord:
+    """One data row: canonical field -> raw cell value, plus the 1-based Excel row number."""
+
+    row: int
+    values: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Sheet:
+    path: Path
+    sha256: str
+    worksheet: str
+    header_row: int
+    columns: dict[str, str]  # canonical field -> header text as written in the sheet
+    records: list[SheetRecord] = field(default_factory=list)
+
+
+def normalise_header(value: Any) -> str:
+    """Lower-case letters and digits only, so "Onset Frame", "OnsetFrame" and "onset_frame" compare equal."""
+    if value is None:
+        return ""
+    return re.sub(r"[^0-9a-z]", "", str(value).lower())
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _match_columns(cells: Sequence[Any], columns: Mapping[str, tuple[str, ...]]) -> dict[str, int]:
+    """canonical field -> column index, first match wins; unnamed/blank header cells are ignored."""
+    found: dict[str, int] = {}
+    for idx, cell in enumerate(cells):
+        name = normalise_header(cell)
+        if not name:
+            continue
+        for canonical, spellings in columns.items():
+            if canonical not in found and name in spellings:
+                found[canonical] = idx
+    return found
+
+
+def read_sheet(
+    path: str | Path,
+    columns: Mapping[str, tuple[str, ...]] = COLUMNS,
+    required: Sequence[str] = REQUIRED,
+) -> Sheet:
+    """Load the first worksheet that holds a header row (a row with Subject and Filename) and its records.
+
+    Rows after the header that are entirely blank are skipped; everything else is returned as found, with
+    raw cell values (ints, floats and strings mixed, as the released sheets have them).
+    """
+    import openpyxl
+
+    path = Path(path)
+    if not path.is_file():
+        raise SheetError(f"{path}: coding sheet not found")
+    try:
+        book = openpyxl.load_workbook(path, read_only=False, data_only=True)
+    except Exception as err:  # openpyxl raises many types for a corrupt or non-xlsx file
+        raise SheetError(f"{path}: not a readable .xlsx workbook ({type(err).__name__}: {err})") from None
+    try:
+        for ws in book.worksheets:
+            rows = list(ws.iter_rows(values_only=True))
+            for i, cells in enumerate(rows[:HEADER_SCAN_ROWS]):
+                found = _match_columns(cells, columns)
+                if "subject" not in found or "filename" not in found:
+                    continue
+                header_row = i + 1
+                missing = [c for c in required if c not in found]
+                if missing:
+                    wanted = ", ".join(f"'{columns[c][0]}' (field {c})" for c in missing)
+                    raise SheetError(
+                        f"{path}: worksheet '{ws.title}', header row {header_row} lacks required column(s) {wanted}"
+                    )
+                records = []
+                for j, row_cells in enumerate(rows[i + 1 :], start=header_row + 1):
+                    values = {c: (row_cells[k] if k < len(row_cells) else None) for c, k in found.items()}
+                    if all(_is_blank(v) for v in values.values()):
+                        continue
+                    records.append(SheetRecord(row=j, values=values))
+                return Sheet(
+                    path=path,
+                    sha256=file_sha256(path),
+                    worksheet=ws.title,
+                    header_row=header_row,
+                    columns={c: str(cells[k]) for c, k in found.items()},
+                    records=records,
+                )
+    finally:
+        book.close()
+    raise SheetError(
+        f"{path}: no header row found (a row with 'Subject' and 'Filename' cells in the first "
+        f"{HEADER_SCAN_ROWS} rows of any worksheet)"
+    )
+
+
+def find_sheet(root: Path, sheet: str | None) -> Path:
+    """The coding sheet: ``root/sheet`` if given, else the single .xlsx directly in ``root``."""
+    if sheet is not None:
+        path = root / sheet
+        if not path.is_file():
+            raise SheetError(f"{path}: coding sheet not found (dataset.sheet = {sheet!r}, dataset.root = {root})")
+        return path
+    if not root.is_dir():
+        raise SheetError(f"{root}: dataset root not found (dataset.root)")
+    candidates = sorted(p for p in root.glob("*.xlsx") if p.is_file() and not p.name.startswith("~$"))
+    if len(candidates) != 1:
+        listed = ", ".join(p.name for p in candidates) or "none"
+        raise SheetError(
+            f"{root}: dataset.sheet is null, so exactly one .xlsx is expected in the dataset root; "
+            f"found {len(candidates)} ({listed}). Set dataset.sheet."
+        )
+    return candidates[0]

@@ -1,0 +1,145 @@
+"""Pooled LOSO evaluation of one (method, seed): metrics.json, confusion.csv/.png and per_subject.csv.
+
+All folds' predictions are pooled first and the metrics computed once on the pool (per-fold averages
+differ, since test folds are small and miss classes; they appear only as ``fold_mean_*`` extras). Two epoch
+selection rules are reported side by side: ``last`` (each fold's final epoch, the honest default) and
+``oracle_test_selection`` (per subject the epoch that scores best on that subject itself, as the released
+MEMix code does, chosen separately for accuracy and for F1), which selects on the test set.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from memix import atomic, metrics
+from memix.config import EvalParams
+
+BASE_COLUMNS = ("clip_id", "subject", "fold", "epoch", "true", "pred")
+
+
+def read_predictions(path: Path) -> tuple[pd.DataFrame, int, list[str]]:
+    """Predictions, the class count (from ``prob_<k>`` columns) and class names; errors name file and field."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: predictions not found (run `memix train` first)")
+    try:
+        preds = pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for damaged files
+        raise ValueError(f"{path}: unreadable parquet ({err})") from None
+    missing = [c for c in BASE_COLUMNS if c not in preds.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    k = sum(1 for c in preds.columns if c.startswith("prob_"))
+    if k == 0 or any(f"prob_{j}" not in preds.columns for j in range(k)):
+        raise ValueError(f"{path}: columns prob_0..prob_<K-1> missing or not contiguous")
+    if preds.empty:
+        raise ValueError(f"{path}: no predictions")
+    for col in ("true", "pred"):
+        bad = preds[(preds[col] < 0) | (preds[col] >= k)]
+        if len(bad):
+            raise ValueError(f"{path}: clip {bad['clip_id'].iloc[0]!r}: field {col}={bad[col].iloc[0]} not in [0, {k})")
+    dup = preds[preds.duplicated(["fold", "epoch", "clip_id"])]
+    if len(dup):
+        row = dup.iloc[0]
+        raise ValueError(f"{path}: clip {row['clip_id']!r} predicted twice in fold {row['fold']} epoch {row['epoch']}")
+    folds_per_clip = preds.groupby("clip_id")["fold"].nunique()
+    if (folds_per_clip > 1).any():
+        raise ValueError(f"{path}: clip {folds_per_clip[folds_per_clip > 1].index[0]!r} is in more than one fold")
+    names = [f"class_{j}" for j in range(k)]
+    if "label" in preds.columns:
+        for t, name in preds[["true", "label"]].drop_duplicates().itertuples(index=False):
+            names[int(t)] = str(name)
+    preds = preds.sort_values(["fold", "epoch", "clip_id"], kind="stable").reset_index(drop=True)
+    return preds, k, names
+
+
+def compute(preds: pd.DataFrame, k: int, names: list[str], rules: list[str]) -> dict[str, Any]:
+    """metrics.json's content for the given rules (numbers only)."""
+    out: dict[str, Any] = {}
+    last = metrics.select_last(preds)
+    if "last" in rules:
+        t, p = last["true"].to_numpy(), last["pred"].to_numpy()
+        s = metrics.summary(t, p, k)
+        per_fold = [metrics.summary(f["true"].to_numpy(), f["pred"].to_numpy(), k) for _, f in last.groupby("fold")]
+        out["last"] = {
+            **s,
+            "uf1": s["f1"],
+            "n_clips": int(len(last)),
+            "per_class": metrics.per_class(t, p, names),
+            "fold_mean_accuracy": float(np.mean([f["accuracy"] for f in per_fold])),
+            "fold_mean_f1": float(np.mean([f["f1"] for f in per_fold])),
+        }
+    if "oracle" in rules:
+        chosen = {"acc": metrics.select_oracle(preds, "accuracy"), "f1": metrics.select_oracle(preds, "f1")}
+        out["oracle_test_selection"] = {
+            f"best_{by}_epoch": metrics.summary(sel["true"].to_numpy(), sel["pred"].to_numpy(), k)
+            for by, sel in chosen.items()
+        }
+    return out
+
+
+def per_subject(preds: pd.DataFrame, rules: list[str]) -> pd.DataFrame:
+    """One row per test subject: clip count, last-epoch accuracy and (if asked) its test-selected best."""
+    last = metrics.select_last(preds)
+    table = (
+        last.assign(correct=last["true"] == last["pred"])
+        .groupby(["fold", "subject"], sort=True)
+        .agg(n=("clip_id", "size"), accuracy_last=("correct", "mean"))
+        .reset_index()
+    )
+    if "oracle" in rules:
+        best = metrics.select_oracle(preds, "accuracy")
+        acc = (best["true"] == best["pred"]).groupby(best["fold"]).mean()
+        table["accuracy_oracle_test_selection"] = table["fold"].map(acc).to_numpy()
+    return table[["subject", "fold", "n", *[c for c in table.columns if c.startswith("accuracy")]]]
+
+
+def confusion_png(cm: np.ndarray, names: list[str], title: str) -> bytes:
+    """The count matrix as a PNG, without pyplot state and without version metadata (stable bytes)."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(1.2 + 0.8 * len(names), 1.0 + 0.7 * len(names)), dpi=100)
+    ax = fig.add_subplot()
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(title, fontsize=9)
+    top = cm.max() if cm.size else 0
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > top / 2 else "black")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+def run(params: EvalParams, train_dir: Path, out_dir: Path) -> Path:
+    """Evaluate ``train_dir/predictions.parquet`` into ``out_dir`` (built in a temp folder, renamed whole)."""
+    preds, k, names = read_predictions(Path(train_dir) / "predictions.parquet")
+    rules = list(params.rules)
+    result = compute(preds, k, names, rules)
+    last = metrics.select_last(preds).sort_values(["fold", "clip_id"], kind="stable")
+    conf = pd.DataFrame({
+        "actual": [names[t] for t in last["true"]],
+        "predicted": [names[p] for p in last["pred"]],
+    })
+    cm = metrics.confusion(last["true"].to_numpy(), last["pred"].to_numpy(), k)
+    title = f"pooled LOSO, each fold's last epoch (n={len(last)})"
+
+    out_dir = Path(out_dir)
+    with atomic.atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        atomic.write_json(tmp / "metrics.json", result)
+        (tmp / "confusion.csv").write_text(conf.to_csv(index=False, lineterminator="\n"))
+        (tmp / "confusion.png").write_bytes(confusion_png(cm, names, title))
+        (tmp / "per_subject.csv").write_text(
+            per_subject(preds, rules).to_csv(index=False, lineterminator="\n", float_format="%.6g")
+        )
+    return out_dir / "metrics.json"

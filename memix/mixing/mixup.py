@@ -1,0 +1,25 @@
+"""Mixup (Zhang et al., ICLR 2018): x' = l*x + (1-l)*x[pi], y' likewise, one l ~ Beta(a, a) per batch.
+
+Not timm's ``Mixup``: that pairs each sample with the flipped batch (not a random permutation), asserts an
+even batch size and draws from numpy's global RNG, so plans could not be replayed from our generator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from memix.mixing.base import Mixer, MixPlan, blend, full_lam, random_perm
+
+
+class MixupMixer(Mixer):
+    name = "mixup"
+
+    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
+        alpha = self.params.alpha
+        lam = float(rng.beta(alpha, alpha))
+        perm = random_perm(rng, x.shape[0], x.device)
+        return MixPlan(
+            x=blend(x, perm, lam), y=y, perm=perm, lam=lam, partner_y=y[perm],
+            label_lam=full_lam(lam, x.shape[0], x.device),
+        )

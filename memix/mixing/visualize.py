@@ -1,0 +1,128 @@
+"""``memix show mix``: a PNG to check by eye what a mixing method does to real flow.
+
+Rows are samples of one small batch drawn from the flow shards; columns show the flow (hue = direction,
+brightness = magnitude), its patch-grid motion score with the mixed region outlined, the partner's flow,
+the mixed flow and how much each pixel changed. No model is involved, so methods that weight labels by
+attention get a stand-in attention map: the motion score itself (said in the title).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from memix.config import Params
+
+ROWS = 4
+BATCH = 8
+
+
+def flow_to_rgb(u: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
+    """(H, W, 3) colour coding: hue from the direction, value from the magnitude over ``scale``."""
+    from matplotlib.colors import hsv_to_rgb
+
+    hue = (np.arctan2(v, u) / (2 * np.pi)) % 1.0
+    val = np.clip(np.hypot(u, v) / max(scale, 1e-12), 0.0, 1.0)
+    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), val], -1))
+
+
+def _load_batch(flow_dir: Path, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flows (B, C, S, S) float32, labels, clip ids of a seeded batch, and every row's labels."""
+    from memix import shards
+
+    if not flow_dir.is_dir():
+        raise FileNotFoundError(f"{flow_dir}: flow stage output not found; run `memix flow` (or `dvc repro flow`)")
+    index, arrays = shards.load(flow_dir)
+    if "flow" not in arrays:
+        raise ValueError(f"{flow_dir}: shard folder has no 'flow' array (has: {', '.join(sorted(arrays))})")
+    for col in ("label_id", "clip_id"):
+        if col not in index.columns:
+            raise ValueError(f"{flow_dir}/index.parquet: column {col!r} missing")
+    flow = arrays["flow"]
+    if flow.ndim != 4 or flow.shape[1] < 2:
+        raise ValueError(f"{flow_dir}: array 'flow' must be (N, C>=2, S, S), got {flow.shape}")
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(len(flow), size=min(BATCH, len(flow)), replace=False))
+    labels_all = index["label_id"].to_numpy().astype(np.int64)
+    batch = np.asarray(flow[rows], dtype=np.float32)
+    return batch, labels_all[rows], index["clip_id"].to_numpy()[rows], labels_all
+
+
+def show_mix(params: Params, method: str, flow_dir: Path, out_path: Path, seed: int) -> Path:
+    """Mix a seeded batch of real flows with ``method`` and write the figure to ``out_path`` (PNG)."""
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    from memix import mixing
+    from memix.atomic import atomic_path
+    from memix.mixing.memix import motion_grid
+
+    flow_dir, out_path = Path(flow_dir), Path(out_path)
+    flows, labels, clip_ids, labels_all = _load_batch(flow_dir, seed)
+    num_classes = int(max(labels_all.max() + 1, 3 if params.dataset.classes == "3class" else 5))
+    patch = params.model.patch_size
+    mixer = mixing.get(
+        method, num_classes, patch_size=patch, label_smoothing=params.train.label_smoothing,
+        **getattr(params.mixing, method).model_dump(),
+    )
+    x, y = torch.from_numpy(flows), torch.from_numpy(labels)
+    if method == "balanced_mixup":
+        from memix import shards
+
+        _, arrays = shards.load(flow_dir)
+        mixer.bind(torch.from_numpy(labels_all), torch.from_numpy(np.asarray(arrays["flow"], dtype=np.float32)))
+    else:
+        mixer.bind(torch.from_numpy(labels_all))
+    plan = mixer.mix_inputs(x, y, torch.Generator().manual_seed(seed))
+    size = x.shape[-1]
+    score = motion_grid(x, patch, "avg") if size % patch == 0 else None
+    attention = score if mixer.needs_attention else None
+    targets = mixer.mix_targets(plan, attention).numpy()
+    partner = x[plan.perm] if plan.perm is not None else None
+    if plan.partner_index is not None:  # balanced mixup: the partner came from the balanced batch
+        partner = None
+
+    n = min(ROWS, x.shape[0])
+    scale = float(np.percentile(np.hypot(flows[:, 0], flows[:, 1]), 99)) or 1.0
+    fig = Figure(figsize=(12.5, 2.6 * n))  # no pyplot: no global state, Agg via savefig
+    axes = fig.subplots(n, 5, squeeze=False)
+    grid_p = size // patch
+    for r in range(n):
+        ax = axes[r]
+        ax[0].imshow(flow_to_rgb(flows[r, 0], flows[r, 1], scale))
+        ax[0].set_title(f"{clip_ids[r]} (class {labels[r]})", fontsize=8)
+        if score is not None:
+            ax[1].imshow(score[r].reshape(grid_p, grid_p).numpy(), cmap="magma")
+            if plan.token_mask is not None:
+                for t in np.flatnonzero(plan.token_mask[r].numpy()):
+                    ax[1].add_patch(Rectangle((t % grid_p - 0.5, t // grid_p - 0.5), 1, 1, fill=False, ec="cyan"))
+            k_note = f", K={int(plan.k[r])}" if plan.k is not None else ""
+            ax[1].set_title("motion score / patch" + k_note, fontsize=8)
+        if plan.box is not None:
+            y0, y1, x0, x1 = plan.box
+            ax[0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="white"))
+        if partner is not None:
+            p = partner[r].numpy()
+            ax[2].imshow(flow_to_rgb(p[0], p[1], scale))
+            ax[2].set_title(f"partner #{int(plan.perm[r])} (class {int(plan.partner_y[r])})", fontsize=8)
+        else:
+            ax[2].set_title(f"partner: class {int(plan.partner_y[r])}", fontsize=8)
+        mixed = plan.x[r].numpy()
+        ax[3].imshow(flow_to_rgb(mixed[0], mixed[1], scale))
+        top = np.argsort(-targets[r])[:2]
+        ax[3].set_title("mixed; target " + ", ".join(f"{k}:{targets[r, k]:.2f}" for k in top), fontsize=8)
+        ax[4].imshow(np.abs(mixed - flows[r]).sum(0), cmap="gray")
+        ax[4].set_title(f"|change|, lam={plan.lam:.2f}", fontsize=8)
+        for a in ax:
+            a.set_xticks([])
+            a.set_yticks([])
+    note = " (attention stand-in: motion score)" if mixer.needs_attention else ""
+    if plan.manifold is not None:
+        note += f" (mixes hidden tokens after block {plan.manifold.block}; input unchanged)"
+    fig.suptitle(f"{method}, seed {seed}, patch {patch}{note}", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    return out_path

@@ -1,0 +1,248 @@
+"""LOSO training end to end on a tiny flow set: coverage, determinism, no leakage and resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memix import evaluate, shards, train
+from memix.config import EvalParams, parse_params
+
+CHANNELS = ["u", "v", "strain"]
+SIZE = 16
+SUBJECTS = 4
+CLIPS_PER_SUBJECT = 5
+CLASSES = ["happiness", "disgust", "surprise"]
+
+
+def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = None) -> Path:
+    """A flow shard folder: 4 subjects x 5 clips, 3 x 16 x 16; the class sets the motion's direction.
+
+    Class 0 moves down, class 1 up, class 2 spreads sideways (flip-invariant, like the others' labels).
+    ``changed_subject`` gets different flow and labels (for the leakage test); everything else is identical.
+    """
+    rng = np.random.default_rng(seed)
+    rows, flows = [], []
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    blob = np.exp(-((yy - 8) ** 2 + (xx - 8) ** 2) / 20.0)
+    for s in range(SUBJECTS):
+        subject = f"sub{s + 1:02d}"
+        for c in range(CLIPS_PER_SUBJECT):
+            label_id = (s + c) % len(CLASSES)
+            strength = rng.uniform(1.0, 2.0)
+            flow = rng.normal(0, 0.2, size=(3, SIZE, SIZE))
+            if label_id == 2:
+                flow[0] += strength * blob * np.sign(xx - 7.5)
+            else:
+                flow[1] += strength * blob * (1 if label_id == 0 else -1)
+            flow[2] = np.abs(flow[2]) + blob
+            if subject == changed_subject:
+                flow = flow * 7.0 + 3.0
+                label_id = (label_id + 1) % len(CLASSES)
+            rows.append({"clip_id": f"{subject}/EP{c:02d}", "subject": subject, "label": CLASSES[label_id],
+                         "label_id": label_id})
+            flows.append(flow.astype(np.float16))
+    flow = np.stack(flows)
+    index = pd.DataFrame(rows)
+    f64 = flow.astype(np.float64)
+    for i, ch in enumerate(CHANNELS):
+        index[f"sum_{ch}"] = f64[:, i].sum(axis=(1, 2))
+        index[f"sumsq_{ch}"] = (f64[:, i] ** 2).sum(axis=(1, 2))
+    index["n_pixels"] = SIZE * SIZE
+    onset = rng.integers(0, 256, size=(len(index), SIZE, SIZE), dtype=np.uint8)
+    shards.write(out_dir, index, {"flow": flow, "onset": onset}, shard_mb=64)
+    (out_dir / "stats.json").write_text(json.dumps({"channels": CHANNELS}))
+    return out_dir
+
+
+def tiny_params(**train: object):
+    return parse_params({
+        "model": {"patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2},
+        "train": {"epochs": 2, "batch_size": 8, "device": "cpu", "threads": 1, "lr": 3e-3, **train},
+        "mixing": {"manifold_mixup": {"blocks": [0, 1]}},
+    })
+
+
+@pytest.fixture(scope="module")
+def flow_dir(tmp_path_factory) -> Path:
+    return make_flow_set(tmp_path_factory.mktemp("flow") / "flow")
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("method", ["none", "memix", "manifold_mixup", "balanced_mixup", "transmix", "mixaugment"])
+def test_end_to_end_writes_every_clip_once_per_evaluated_epoch(flow_dir, tmp_path, method):
+    out = tmp_path / "train"
+    train.run(tiny_params(epochs=3, eval_every=2), method, seed=0, flow_dir=flow_dir, out_dir=out)
+    preds = pd.read_parquet(out / "predictions.parquet")
+    index = shards.load_index(flow_dir)
+
+    # epochs 2 (eval_every) and 3 (final) of every fold, each test clip exactly once, in its own subject's fold
+    assert sorted(preds["epoch"].unique()) == [2, 3]
+    for _, rows in preds.groupby("epoch"):
+        assert sorted(rows["clip_id"]) == sorted(index["clip_id"])
+    assert (preds.groupby(["clip_id"])["fold"].nunique() == 1).all()
+    assert (preds["subject"] == preds["clip_id"].str.split("/").str[0]).all()
+    assert preds["fold"].tolist() == sorted(preds["fold"])
+    truth = dict(zip(index["clip_id"], index["label_id"], strict=True))
+    assert (preds["true"] == preds["clip_id"].map(truth)).all()
+    probs = preds[[f"prob_{k}" for k in range(3)]].to_numpy()
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert (preds["pred"] == probs.argmax(axis=1)).all()
+
+    assert not (out / "checkpoints").exists()
+    assert sorted(p.name for p in (out / "live").iterdir()) == [f"fold{i:02d}" for i in range(SUBJECTS)]
+    loss = pd.read_csv(out / "live" / "fold00" / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
+    assert loss["step"].tolist() == [1, 2, 3] and np.isfinite(loss["loss"]).all()
+
+    evaluate.run(EvalParams(), out, tmp_path / "eval")
+    m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert m["last"]["n_clips"] == SUBJECTS * CLIPS_PER_SUBJECT
+    assert m["oracle_test_selection"]["best_acc_epoch"]["accuracy"] >= m["last"]["accuracy"]
+
+
+def test_same_seed_same_bytes_other_seed_other_predictions(flow_dir, tmp_path):
+    params = tiny_params()
+    for name in ("a", "b"):
+        train.run(params, "memix", seed=3, flow_dir=flow_dir, out_dir=tmp_path / name)
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert a[key] == b[key], key
+    train.run(params, "memix", seed=4, flow_dir=flow_dir, out_dir=tmp_path / "c")
+    other = pd.read_parquet(tmp_path / "c" / "predictions.parquet")
+    assert not other.equals(pd.read_parquet(tmp_path / "a" / "predictions.parquet"))
+
+
+def test_it_learns_the_class_signal(flow_dir, tmp_path):
+    params = tiny_params(epochs=15, lr=1e-2, augment={"flip": False, "rotate_deg": 0.0, "translate_frac": 0.0})
+    train.run(params, "none", seed=0, flow_dir=flow_dir, out_dir=tmp_path / "t")
+    preds = pd.read_parquet(tmp_path / "t" / "predictions.parquet")
+    last = preds[preds["epoch"] == 15]
+    assert (last["true"] == last["pred"]).mean() >= 0.8  # chance is 1/3
+
+
+def test_test_subject_never_reaches_its_fold_training(flow_dir, tmp_path):
+    """Changing only sub02's flow and labels leaves fold 1 (test sub02) training byte-identical."""
+    changed = make_flow_set(tmp_path / "changed", changed_subject="sub02")
+    params = tiny_params()
+    train.run(params, "mixup", seed=0, flow_dir=flow_dir, out_dir=tmp_path / "a")
+    train.run(params, "mixup", seed=0, flow_dir=changed, out_dir=tmp_path / "b")
+    for metric in ("loss", "accuracy"):
+        rel = Path("live") / "fold01" / "plots" / "metrics" / "train" / f"{metric}.tsv"
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+        rel0 = Path("live") / "fold00" / "plots" / "metrics" / "train" / f"{metric}.tsv"
+        assert (tmp_path / "a" / rel0).read_bytes() != (tmp_path / "b" / rel0).read_bytes()  # fold 0 trains on sub02
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_a_finished_fold_gives_the_same_bytes(flow_dir, tmp_path, monkeypatch):
+    params = tiny_params()
+    train.run(params, "memix", seed=1, flow_dir=flow_dir, out_dir=tmp_path / "full")
+
+    def kill_after_fold_1(fold: int) -> None:
+        if fold == 1:
+            raise Killed
+
+    monkeypatch.setattr(train, "on_fold_end", kill_after_fold_1)
+    out = tmp_path / "resumed"
+    with pytest.raises(Killed):
+        train.run(params, "memix", seed=1, flow_dir=flow_dir, out_dir=out)
+    assert not (out / "predictions.parquet").exists()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["fold00.pt", "fold01.pt"]
+
+    trained = []
+    real_train_fold = train.train_fold
+    monkeypatch.setattr(train, "on_fold_end", lambda fold: trained.append(fold))
+    monkeypatch.setattr(train, "train_fold", real_train_fold)
+    train.run(params, "memix", seed=1, flow_dir=flow_dir, out_dir=out)
+    assert trained == [2, 3]  # folds 0 and 1 came from their checkpoints
+    assert _files(out) == _files(tmp_path / "full")
+
+
+def test_resume_inside_a_fold_gives_the_same_bytes(flow_dir, tmp_path, monkeypatch):
+    params = tiny_params(epochs=3)
+    train.run(params, "transmix", seed=2, flow_dir=flow_dir, out_dir=tmp_path / "full")
+
+    def kill(fold: int, epoch: int) -> None:
+        if (fold, epoch) == (2, 2):
+            raise Killed
+
+    monkeypatch.setattr(train, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(train, "on_epoch_end", kill)
+    out = tmp_path / "resumed"
+    with pytest.raises(Killed):
+        train.run(params, "transmix", seed=2, flow_dir=flow_dir, out_dir=out)
+    assert (out / "checkpoints" / "current.pt").is_file()
+
+    epochs = []
+    monkeypatch.setattr(train, "on_epoch_end", lambda fold, epoch: epochs.append((fold, epoch)))
+    train.run(params, "transmix", seed=2, flow_dir=flow_dir, out_dir=out)
+    assert epochs[0] == (2, 3)  # fold 2 went on from its third epoch
+    assert _files(out) == _files(tmp_path / "full")
+
+
+def test_checkpoints_of_other_params_are_not_resumed(flow_dir, tmp_path, monkeypatch):
+    out = tmp_path / "t"
+    monkeypatch.setattr(train, "on_fold_end", lambda fold: (_ for _ in ()).throw(Killed))
+    with pytest.raises(Killed):
+        train.run(tiny_params(lr=1e-2), "none", seed=0, flow_dir=flow_dir, out_dir=out)
+    trained = []
+    monkeypatch.setattr(train, "on_fold_end", lambda fold: trained.append(fold))
+    train.run(tiny_params(), "none", seed=0, flow_dir=flow_dir, out_dir=out)
+    assert trained == [0, 1, 2, 3]
+    trained.clear()
+    monkeypatch.setattr(train, "on_fold_end", lambda fold: (_ for _ in ()).throw(Killed))
+    with pytest.raises(Killed):
+        train.run(tiny_params(), "none", seed=0, flow_dir=flow_dir, out_dir=out)
+    monkeypatch.setattr(train, "on_fold_end", lambda fold: trained.append(fold))
+    train.run(tiny_params(), "none", seed=0, flow_dir=flow_dir, out_dir=out, resume=False)
+    assert trained == [0, 1, 2, 3]  # resume=False (--restart) ignores the checkpoint
+
+
+def test_face_stream_model_trains(flow_dir, tmp_path):
+    params = parse_params({**tiny_params(epochs=1).model_dump(by_alias=True, mode="json"),
+                           "model": {"patch_size": 4, "embed_dim": 16, "depth": 1, "num_heads": 2,
+                                     "face_stream": True}})
+    train.run(params, "memix", seed=0, flow_dir=flow_dir, out_dir=tmp_path / "t")
+    assert len(pd.read_parquet(tmp_path / "t" / "predictions.parquet")) == SUBJECTS * CLIPS_PER_SUBJECT
+
+
+def test_bad_inputs_name_the_file(flow_dir, tmp_path):
+    with pytest.raises(ValueError, match="unknown method"):
+        train.run(tiny_params(), "nope", seed=0, flow_dir=flow_dir, out_dir=tmp_path / "t")
+    broken = tmp_path / "flow"
+    make_flow_set(broken)
+    (broken / "stats.json").write_text(json.dumps({"channels": ["u", "v"]}))
+    with pytest.raises(ValueError, match=r"flow.*(sum|shape)"):
+        train.run(tiny_params(), "none", seed=0, flow_dir=broken, out_dir=tmp_path / "t")
+    (broken / "stats.json").unlink()
+    with pytest.raises(FileNotFoundError, match="stats.json"):
+        train.run(tiny_params(), "none", seed=0, flow_dir=broken, out_dir=tmp_path / "t")
+    assert not (tmp_path / "t" / "predictions.parquet").exists()
+
+
+def test_batches_drop_only_a_single_leftover_sample():
+    assert train.batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert train.batch_bounds(9, 4) == [(0, 4), (4, 8)]
+    assert train.batch_bounds(3, 8) == [(0, 3)]
+    assert train.batch_bounds(1, 8) == []
+
+
+def test_a_corrupt_checkpoint_is_named_and_restart_clears_it(flow_dir, tmp_path):
+    out = tmp_path / "t"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / "fold00.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"fold00\.pt: unreadable checkpoint.*--restart"):
+        train.run(tiny_params(epochs=1), "none", seed=0, flow_dir=flow_dir, out_dir=out)
+    train.run(tiny_params(epochs=1), "none", seed=0, flow_dir=flow_dir, out_dir=out, resume=False)
+    assert (out / "predictions.parquet").is_file() and not (out / "checkpoints").exists()
