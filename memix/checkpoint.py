@@ -2,7 +2,7 @@
 
 Only tensors, numbers, strings and containers go in (generator states are uint8 tensors), so loading a
 checkpoint never unpickles code. A run writes ``fold<NN>.pt`` when a fold finishes (its predictions and
-history) and ``current.pt`` for the fold in progress; a fingerprint of params and inputs guards against
+history) and ``currentNN.pt`` for a fold in progress; a fingerprint of params and inputs guards against
 resuming a different run.
 """
 
@@ -42,5 +42,6 @@ def fold_path(ckpt_dir: Path, fold: int) -> Path:
     return ckpt_dir / f"fold{fold:02d}.pt"
 
 
-def current_path(ckpt_dir: Path) -> Path:
-    return ckpt_dir / "current.pt"
+def current_path(ckpt_dir: Path, fold: int) -> Path:
+    """The in-progress state of one fold (one per fold, since folds may train in parallel)."""
+    return ckpt_dir / f"current{fold:02d}.pt"

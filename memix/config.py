@@ -67,17 +67,17 @@ class SynthParams(_Section):
     first_frame_max: int = Field(3000, ge=1)
     frames_min: int = Field(10, ge=5)
     frames_max: int = Field(30, ge=5)
-    apex_px_min: float = Field(0.3, ge=0.0)
-    apex_px_max: float = Field(2.0, ge=0.0)
+    apex_px_min: float = Field(1.5, ge=0.0)
+    apex_px_max: float = Field(3.5, ge=0.0)
     subject_intensity_sd: float = Field(0.25, ge=0.0, le=1.0)
-    au_dropout: float = Field(0.15, ge=0.0, lt=1.0, description="chance an optional AU of a class is left out")
-    distractor_au_rate: float = Field(0.3, ge=0.0, le=1.0, description="chance of one extra AU from another class")
+    au_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="chance an optional AU of a class is left out")
+    distractor_au_rate: float = Field(0.1, ge=0.0, le=1.0, description="chance of one extra AU from another class")
     unilateral_rate: float = Field(0.15, ge=0.0, le=1.0, description="chance a clip's lateral AUs are one-sided (L/R)")
-    head_drift_px: float = Field(0.3, ge=0.0)
-    head_rotation_deg: float = Field(0.2, ge=0.0)
-    blink_rate: float = Field(0.3, ge=0.0, le=1.0)
-    flicker: float = Field(0.02, ge=0.0, le=0.5)
-    noise_sd: float = Field(2.0, ge=0.0)
+    head_drift_px: float = Field(0.1, ge=0.0)
+    head_rotation_deg: float = Field(0.05, ge=0.0)
+    blink_rate: float = Field(0.1, ge=0.0, le=1.0)
+    flicker: float = Field(0.01, ge=0.0, le=0.5)
+    noise_sd: float = Field(1.0, ge=0.0)
     jpeg_quality: int = Field(90, ge=10, le=100)
 
     @model_validator(mode="after")
@@ -170,10 +170,10 @@ class ModelParams(_Section):
     """The classifier: a timm ViT on flow, optionally with the MixMeFormer onset-face stream."""
 
     name: str = "vit_flow_tiny"
-    patch_size: int = Field(4, ge=1)
-    embed_dim: int = Field(64, ge=8)
-    depth: int = Field(3, ge=1)
-    num_heads: int = Field(4, ge=1)
+    patch_size: int = Field(8, ge=1)
+    embed_dim: int = Field(32, ge=8)
+    depth: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
     pretrained: bool = False
     weights_path: str | None = None
@@ -185,8 +185,8 @@ class AugmentParams(_Section):
     """Flow-aware geometric augmentation applied on the device before mixing."""
 
     flip: bool = True
-    rotate_deg: float = Field(5.0, ge=0.0, le=45.0)
-    translate_frac: float = Field(0.05, ge=0.0, le=0.5)
+    rotate_deg: float = Field(3.0, ge=0.0, le=45.0)
+    translate_frac: float = Field(0.03, ge=0.0, le=0.5)
 
 
 class TrainParams(_Section):
@@ -195,12 +195,15 @@ class TrainParams(_Section):
     epochs: int = Field(30, ge=1)
     batch_size: int = Field(32, ge=2)
     optimizer: Literal["adam", "adamw"] = "adamw"
-    lr: float = Field(1e-3, gt=0.0)
+    lr: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(0.05, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     eval_every: int = Field(1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = Field(0, ge=0, description="torch CPU threads; 0 = torch's default")
+    threads: int = Field(
+        1, ge=0, description="torch CPU threads per fold (fixed, so results do not depend on workers); 0 = default"
+    )
+    workers: int = Field(0, ge=0, description="folds trained at once in CPU processes; 0 = one per core")
     augment: AugmentParams = AugmentParams()
 
 
@@ -244,8 +247,8 @@ class MixAugmentMix(_Section):
 class MEMixMix(_Section):
     k_mode: Literal["beta", "fixed"] = "beta"
     alpha_k: float = Field(2.0, gt=0.0)
-    k_offset: int = Field(14, ge=0)
-    k: int = Field(40, ge=1, description="patches mixed when k_mode is fixed (clipped to the grid)")
+    k_offset: int = Field(1, ge=0)
+    k: int = Field(4, ge=1, description="patches mixed when k_mode is fixed (clipped to the grid)")
     mix_alpha: float = Field(1.0, gt=0.0)
     pool: Literal["avg", "max"] = "avg"
 

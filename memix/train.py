@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
+import multiprocessing
+import os
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -192,6 +196,7 @@ def train_fold(
         method, num_classes=num_classes, patch_size=model.patch_size, label_smoothing=tp.label_smoothing,
         **getattr(params.mixing, method).model_dump(),
     )
+    mixer.fit_to_depth(model.depth)
     mixer.bind(data.y_train, data.x_train_norm)
     gens = {k: torch.Generator(device=device).manual_seed(seeds[k]) for k in ("data", "augment", "mix")}
     autocast = (
@@ -210,7 +215,7 @@ def train_fold(
     probs: list[torch.Tensor] = []
     start = 0
 
-    cur = checkpoint.load(checkpoint.current_path(ckpt_dir))
+    cur = checkpoint.load(checkpoint.current_path(ckpt_dir, fold.index))
     if cur is not None and cur.get("fingerprint") == fp and int(cur.get("fold", -1)) == fold.index:
         model.load_state_dict(cur["model"])
         opt.load_state_dict(cur["optimizer"])
@@ -260,7 +265,7 @@ def train_fold(
             pred_epochs.append(epoch + 1)
             history["test_acc"][epoch] = (p.argmax(-1) == data.y_test.cpu()).double().mean().item()
         if epoch + 1 < tp.epochs and time.monotonic() - last_save >= CHECKPOINT_SECONDS:
-            checkpoint.save(checkpoint.current_path(ckpt_dir), {
+            checkpoint.save(checkpoint.current_path(ckpt_dir, fold.index), {
                 "fingerprint": fp, "fold": fold.index, "epoch": epoch + 1,
                 "model": model.state_dict(), "optimizer": opt.state_dict(), "rng": _gen_states(gens, device),
                 "history": history, "pred_epochs": torch.tensor(pred_epochs, dtype=torch.int64),
@@ -356,24 +361,122 @@ def _run(
         shutil.rmtree(out_dir / "live", ignore_errors=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
 
-    frames = []
-    for fold in tqdm(folds, desc=f"LOSO {method} seed{seed}", unit="fold"):
+    done: dict[int, dict[str, Any]] = {}
+    pending = []
+    for fold in folds:
         state = checkpoint.load(checkpoint.fold_path(ckpt_dir, fold.index))
-        if state is None or state.get("fingerprint") != fp:
-            mean, std = loso.fold_stats(index, fold, channels)
-            data = fold_tensors(arrays, fold, mean, std, y, params.model.face_stream, device)
-            state = train_fold(params, method, seed, fold, data, k, device, ckpt_dir, fp)
+        if state is not None and state.get("fingerprint") == fp:
+            done[fold.index] = state
+        else:
+            pending.append(fold)
+    job = _FoldJob(params, method, seed, index, arrays, channels, y, k, device, ckpt_dir, fp)
+    workers = fold_workers(params.train, device, len(pending))
+    with tqdm(total=len(folds), initial=len(done), desc=f"LOSO {method} seed{seed}", unit="fold") as bar:
+        for fold, state in _map_folds(job, pending, workers):
             checkpoint.save(checkpoint.fold_path(ckpt_dir, fold.index), state)
-            checkpoint.current_path(ckpt_dir).unlink(missing_ok=True)
+            checkpoint.current_path(ckpt_dir, fold.index).unlink(missing_ok=True)
+            done[fold.index] = state
+            bar.update()
             on_fold_end(fold.index)
+
+    frames = []
+    for fold in folds:
+        state = done[fold.index]
         write_live(out_dir / "live" / f"fold{fold.index:02d}", fold, state["history"], len(fold.train_rows))
         frames.append(fold_predictions(index, fold, state, names))
 
     preds = pd.concat(frames, ignore_index=True).sort_values(["fold", "epoch", "clip_id"], kind="stable")
     out = out_dir / "predictions.parquet"
     atomic.write_parquet(out, preds.reset_index(drop=True))
+    write_curves(out_dir / "curves.csv", preds, [done[f.index]["history"] for f in folds])
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return out
+
+
+def write_curves(path: Path, preds: pd.DataFrame, histories: list[dict[str, torch.Tensor]]) -> None:
+    """One row per evaluated epoch: mean training loss/accuracy over folds and the POOLED test accuracy.
+
+    The pooled accuracy at epoch e is what the `last` rule would report had training stopped at e; it is the
+    curve `dvc plots` shows (the per-fold DVCLive logs stay in live/).
+    """
+    pooled = (preds["true"] == preds["pred"]).groupby(preds["epoch"]).mean()
+    loss = torch.stack([h["loss"] for h in histories]).mean(0)
+    train_acc = torch.stack([h["train_acc"] for h in histories]).mean(0)
+    rows = [
+        f"{int(e)},{float(loss[e - 1]):.6f},{float(train_acc[e - 1]):.6f},{float(acc):.6f}"
+        for e, acc in pooled.items()
+    ]
+    atomic.write_text(path, "epoch,train_loss,train_accuracy,test_accuracy\n" + "\n".join(rows) + "\n")
+
+
+def fold_workers(tp: Any, device: torch.device, n_pending: int) -> int:
+    """Processes training folds at once: ``train.workers`` (0 = one per CPU core), 1 on a GPU or for one fold."""
+    if device.type != "cpu" or n_pending <= 1:
+        return 1
+    wanted = tp.workers or (os.cpu_count() or 1)
+    return max(1, min(wanted, n_pending))
+
+
+@dataclass
+class _FoldJob:
+    """Everything one fold's training needs, so a worker process can run it from the fold alone."""
+
+    params: Params
+    method: str
+    seed: int
+    index: pd.DataFrame
+    arrays: dict[str, np.ndarray]
+    channels: list[str]
+    y: np.ndarray
+    num_classes: int
+    device: torch.device
+    ckpt_dir: Path
+    fp: str
+
+    def __call__(self, fold: loso.Fold, progress: bool = True) -> tuple[loso.Fold, dict[str, Any]]:
+        if self.device.type == "cpu" and self.params.train.threads:
+            torch.set_num_threads(self.params.train.threads)
+        mean, std = loso.fold_stats(self.index, fold, self.channels)
+        data = fold_tensors(self.arrays, fold, mean, std, self.y, self.params.model.face_stream, self.device)
+        state = train_fold(self.params, self.method, self.seed, fold, data, self.num_classes, self.device,
+                           self.ckpt_dir, self.fp, progress=progress)
+        return fold, state
+
+
+_WORKER_JOB: _FoldJob | None = None
+
+
+def _worker_init(job: _FoldJob) -> None:
+    global _WORKER_JOB
+    _WORKER_JOB = job
+
+
+def _worker_run(fold: loso.Fold) -> tuple[loso.Fold, dict[str, Any]]:
+    assert _WORKER_JOB is not None
+    return _WORKER_JOB(fold, progress=False)
+
+
+def _map_folds(job: _FoldJob, folds: list[loso.Fold], workers: int) -> Iterator[tuple[loso.Fold, dict[str, Any]]]:
+    """Train ``folds`` on ``workers`` processes and yield (fold, state) in fold order.
+
+    Each fold is seeded from (seed, fold) and runs with ``train.threads`` torch threads wherever it runs, so the
+    results do not depend on the worker count. Workers are forked where the platform allows (no re-import of
+    torch and timm per worker) and spawned elsewhere.
+    """
+    if workers <= 1:
+        for fold in folds:
+            yield job(fold)
+        return
+    methods = multiprocessing.get_all_start_methods()
+    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    if ctx.get_start_method() == "fork":  # import the heavy modules once here, not once per worker
+        from memix import mixing
+
+        importlib.import_module("memix.models.flow_model")
+        importlib.import_module("memix.augment")
+        mixing.get(job.method, num_classes=job.num_classes)
+    with ctx.Pool(workers, initializer=_worker_init, initargs=(job,)) as pool:
+        yield from pool.imap(_worker_run, folds)
 
 
 def _usable_checkpoints(ckpt_dir: Path, fp: str) -> bool:

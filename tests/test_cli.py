@@ -21,7 +21,10 @@ def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None
         assert name in out
 
 
-@pytest.mark.parametrize("argv", [[name] for name in SUBCOMMANDS if name != "show"] + [["show", "flow"], ["show", "mix"]])
+ARGVS = [[name] for name in SUBCOMMANDS if name != "show"] + [["show", "flow"], ["show", "mix"]]
+
+
+@pytest.mark.parametrize("argv", ARGVS)
 def test_each_subcommand_has_its_own_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args([*argv, "--help"])

@@ -61,3 +61,12 @@ def test_partial_file_fills_defaults_and_lambda_alias_round_trips(tmp_path: Path
     assert params.flow.tvl1.lambda_ == 0.3
     assert dump_params(params)["flow"]["tvl1"]["lambda"] == 0.3
     assert params.train == Params().train
+
+
+def test_paper_preset_is_valid_and_holds_the_published_settings() -> None:
+    paper = load_params(REPO / "params.paper.yaml")
+    assert paper.model.name == "vit_base_patch16_224" and paper.model.pretrained
+    assert (paper.train.optimizer, paper.train.lr, paper.train.batch_size, paper.train.epochs) == ("adam", 3e-5, 34, 99)
+    assert (paper.flow.method, paper.flow.size, paper.faces.size) == ("farneback", 224, 224)
+    assert (paper.mixing.memix.alpha_k, paper.mixing.memix.k_offset) == (2.0, 14)
+    assert paper.dataset.name == "casme2" and paper.dataset.classes == "5class"

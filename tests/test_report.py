@@ -30,7 +30,8 @@ def eval_root(tmp_path: Path) -> Path:
     }
     for method, seeds in values.items():
         for seed, (acc, f1) in enumerate(seeds):
-            atomic.write_json(tmp_path / method / f"seed{seed}" / "metrics.json", _metrics(acc, f1, acc + 0.1, f1 + 0.1))
+            metrics = _metrics(acc, f1, acc + 0.1, f1 + 0.1)
+            atomic.write_json(tmp_path / method / f"seed{seed}" / "metrics.json", metrics)
     return tmp_path
 
 

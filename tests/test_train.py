@@ -170,7 +170,7 @@ def test_resume_after_a_finished_fold_gives_the_same_bytes(flow_dir, tmp_path, m
 
 
 def test_resume_inside_a_fold_gives_the_same_bytes(flow_dir, tmp_path, monkeypatch):
-    params = tiny_params(epochs=3)
+    params = tiny_params(epochs=3, workers=1)  # in-process, so the hooks below see every epoch
     train.run(params, "transmix", seed=2, flow_dir=flow_dir, out_dir=tmp_path / "full")
 
     def kill(fold: int, epoch: int) -> None:
@@ -182,7 +182,7 @@ def test_resume_inside_a_fold_gives_the_same_bytes(flow_dir, tmp_path, monkeypat
     out = tmp_path / "resumed"
     with pytest.raises(Killed):
         train.run(params, "transmix", seed=2, flow_dir=flow_dir, out_dir=out)
-    assert (out / "checkpoints" / "current.pt").is_file()
+    assert (out / "checkpoints" / "current02.pt").is_file()
 
     epochs = []
     monkeypatch.setattr(train, "on_epoch_end", lambda fold, epoch: epochs.append((fold, epoch)))
@@ -246,3 +246,20 @@ def test_a_corrupt_checkpoint_is_named_and_restart_clears_it(flow_dir, tmp_path)
         train.run(tiny_params(epochs=1), "none", seed=0, flow_dir=flow_dir, out_dir=out)
     train.run(tiny_params(epochs=1), "none", seed=0, flow_dir=flow_dir, out_dir=out, resume=False)
     assert (out / "predictions.parquet").is_file() and not (out / "checkpoints").exists()
+
+
+def test_fold_workers_do_not_change_a_byte(flow_dir, tmp_path):
+    one = train.run(tiny_params(workers=1), "memix", seed=1, flow_dir=flow_dir, out_dir=tmp_path / "w1")
+    two = train.run(tiny_params(workers=2), "memix", seed=1, flow_dir=flow_dir, out_dir=tmp_path / "w2")
+    assert one.read_bytes() == two.read_bytes()
+    assert _files(tmp_path / "w1") == _files(tmp_path / "w2")
+
+
+def test_curves_hold_the_pooled_accuracy_of_every_evaluated_epoch(flow_dir, tmp_path):
+    preds_path = train.run(tiny_params(epochs=3, eval_every=2), "none", seed=0, flow_dir=flow_dir, out_dir=tmp_path)
+    preds = pd.read_parquet(preds_path)
+    curves = pd.read_csv(tmp_path / "curves.csv")
+    assert curves["epoch"].tolist() == [2, 3]
+    for _, row in curves.iterrows():
+        at = preds[preds["epoch"] == row["epoch"]]
+        assert row["test_accuracy"] == pytest.approx((at["true"] == at["pred"]).mean(), abs=1e-6)

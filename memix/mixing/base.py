@@ -99,6 +99,9 @@ class Mixer:
         return f"{type(self).__name__}(num_classes={self.num_classes}, patch_size={self.patch_size}, {self.params!r})"
 
     # ------------------------------------------------------------------ fold binding
+    def fit_to_depth(self, depth: int) -> None:
+        """Adapt to a model with ``depth`` blocks (manifold mixup drops blocks it does not have)."""
+
     def bind(self, train_labels: torch.Tensor, train_inputs: torch.Tensor | None = None) -> None:
         """Give the training fold's labels (and inputs) to the mixer; call once per fold."""
         labels = torch.as_tensor(train_labels)

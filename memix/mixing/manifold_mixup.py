@@ -25,7 +25,7 @@ class ManifoldMixupMixer(Mixer):
             raise ValueError(f"mixing.manifold_mixup.blocks: need distinct block indices >= 0, got {blocks}")
         self.blocks = sorted(blocks)
 
-    def fit_to_depth(self, depth: int) -> list[int]:
+    def fit_to_depth(self, depth: int) -> None:
         """Keep only blocks a model with ``depth`` blocks can mix before (0..depth-1); error if none is left.
 
         Without this a model clamps larger indices to its last block, which skews the block distribution.
@@ -34,7 +34,6 @@ class ManifoldMixupMixer(Mixer):
         if not kept:
             raise ValueError(f"mixing.manifold_mixup.blocks {self.blocks}: none is below the model depth {depth}")
         self.blocks = kept
-        return kept
 
     def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
         alpha = self.params.alpha
