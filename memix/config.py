@@ -192,7 +192,7 @@ class AugmentParams(_Section):
 class TrainParams(_Section):
     """LOSO training shared by every method."""
 
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(24, ge=1)
     batch_size: int = Field(32, ge=2)
     optimizer: Literal["adam", "adamw"] = "adamw"
     lr: float = Field(3e-3, gt=0.0)

@@ -103,7 +103,7 @@ def test_label_formula_on_hand_built_attention() -> None:
 
 def test_samples_in_one_batch_get_different_k() -> None:
     x = torch.randn(32, 2, 32, 32, generator=torch.Generator().manual_seed(0))
-    mixer = mixing.get("memix", K_CLASSES, patch_size=4)  # 64 tokens, k_offset 14
+    mixer = mixing.get("memix", K_CLASSES, patch_size=4, k_offset=14)  # 64 tokens
     plan = mixer.mix_inputs(x, torch.zeros(32, dtype=torch.long), torch.Generator().manual_seed(0))
     assert len(set(plan.k.tolist())) > 5
     assert torch.equal(plan.token_mask.sum(1), plan.k)
