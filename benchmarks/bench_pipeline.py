@@ -56,6 +56,8 @@ def main() -> None:
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(root, "git", "init", "-q")
     run(root, sys.executable, "-m", "dvc", "init", "-q")
+    run(root, "git", "add", "-A")
+    run(root, "git", "-c", "user.name=bench", "-c", "user.email=bench@memix.invalid", "commit", "-qm", "bench")
     full = run(root, sys.executable, "-m", "dvc", "repro")
     noop = run(root, sys.executable, "-m", "dvc", "repro")
     print(f"project: {root}")

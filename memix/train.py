@@ -306,9 +306,17 @@ def write_live(live_dir: Path, fold: loso.Fold, history: dict[str, torch.Tensor]
     one's and keeps per-epoch file I/O out of the loop. Metrics carry no timestamps, so bytes are stable.
     """
     from dvclive import Live
+    from scmrepo.exceptions import SCMError
 
     with atomic.atomic_path(live_dir) as tmp:
-        with Live(dir=str(tmp), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        try:
+            live_logger = Live(dir=str(tmp), dvcyaml=False, save_dvc_exp=False, report=None)
+        except SCMError as err:  # DVCLive reads the current commit; a fresh `git init` has none
+            raise RuntimeError(
+                f"DVCLive could not read the git repository ({err}); commit the project once "
+                "(`git add -A && git commit -m init`) before training"
+            ) from None
+        with live_logger as live:
             live.log_params({"fold": fold.index, "test_subject": fold.subject, "n_train": n_train,
                              "n_test": len(fold.test_rows)})
             for epoch in range(len(history["loss"])):
