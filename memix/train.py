@@ -442,8 +442,6 @@ class _FoldJob:
     fp: str
 
     def __call__(self, fold: loso.Fold, progress: bool = True) -> tuple[loso.Fold, dict[str, Any]]:
-        if self.device.type == "cpu" and self.params.train.threads:
-            torch.set_num_threads(self.params.train.threads)
         mean, std = loso.fold_stats(self.index, fold, self.channels)
         data = fold_tensors(self.arrays, fold, mean, std, self.y, self.params.model.face_stream, self.device)
         state = train_fold(self.params, self.method, self.seed, fold, data, self.num_classes, self.device,
@@ -455,8 +453,11 @@ _WORKER_JOB: _FoldJob | None = None
 
 
 def _worker_init(job: _FoldJob) -> None:
+    """Per worker: the same thread count a fold gets in-process (``run`` sets it there)."""
     global _WORKER_JOB
     _WORKER_JOB = job
+    if job.params.train.threads:
+        torch.set_num_threads(job.params.train.threads)
 
 
 def _worker_run(fold: loso.Fold) -> tuple[loso.Fold, dict[str, Any]]:

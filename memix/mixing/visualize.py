@@ -14,18 +14,10 @@ import numpy as np
 import torch
 
 from memix.config import Params
+from memix.visualize import flow_to_rgb
 
 ROWS = 4
 BATCH = 8
-
-
-def flow_to_rgb(u: np.ndarray, v: np.ndarray, scale: float) -> np.ndarray:
-    """(H, W, 3) colour coding: hue from the direction, value from the magnitude over ``scale``."""
-    from matplotlib.colors import hsv_to_rgb
-
-    hue = (np.arctan2(v, u) / (2 * np.pi)) % 1.0
-    val = np.clip(np.hypot(u, v) / max(scale, 1e-12), 0.0, 1.0)
-    return hsv_to_rgb(np.stack([hue, np.ones_like(hue), val], -1))
 
 
 def _load_batch(flow_dir: Path, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -91,7 +83,7 @@ def show_mix(params: Params, method: str, flow_dir: Path, out_path: Path, seed: 
     grid_p = size // patch
     for r in range(n):
         ax = axes[r]
-        ax[0].imshow(flow_to_rgb(flows[r, 0], flows[r, 1], scale))
+        ax[0].imshow(flow_to_rgb(np.stack([flows[r, 0], flows[r, 1]], -1), scale))
         ax[0].set_title(f"{clip_ids[r]} (class {labels[r]})", fontsize=8)
         if score is not None:
             ax[1].imshow(score[r].reshape(grid_p, grid_p).numpy(), cmap="magma")
@@ -105,12 +97,12 @@ def show_mix(params: Params, method: str, flow_dir: Path, out_path: Path, seed: 
             ax[0].add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="white"))
         if partner is not None:
             p = partner[r].numpy()
-            ax[2].imshow(flow_to_rgb(p[0], p[1], scale))
+            ax[2].imshow(flow_to_rgb(np.stack([p[0], p[1]], -1), scale))
             ax[2].set_title(f"partner #{int(plan.perm[r])} (class {int(plan.partner_y[r])})", fontsize=8)
         else:
             ax[2].set_title(f"partner: class {int(plan.partner_y[r])}", fontsize=8)
         mixed = plan.x[r].numpy()
-        ax[3].imshow(flow_to_rgb(mixed[0], mixed[1], scale))
+        ax[3].imshow(flow_to_rgb(np.stack([mixed[0], mixed[1]], -1), scale))
         top = np.argsort(-targets[r])[:2]
         ax[3].set_title("mixed; target " + ", ".join(f"{k}:{targets[r, k]:.2f}" for k in top), fontsize=8)
         ax[4].imshow(np.abs(mixed - flows[r]).sum(0), cmap="gray")
