@@ -98,8 +98,8 @@ def test_end_to_end_writes_every_clip_once_per_evaluated_epoch(flow_dir, tmp_pat
 
     assert not (out / "checkpoints").exists()
     assert sorted(p.name for p in (out / "live").iterdir()) == [f"fold{i:02d}" for i in range(SUBJECTS)]
-    loss = pd.read_csv(out / "live" / "fold00" / "plots" / "metrics" / "train" / "loss.tsv", sep="\t")
-    assert loss["step"].tolist() == [1, 2, 3] and np.isfinite(loss["loss"]).all()
+    loss = pd.read_csv(out / "live" / "fold00" / "plots" / "metrics" / "train_loss.tsv", sep="\t")
+    assert loss["step"].tolist() == [1, 2, 3] and np.isfinite(loss["train_loss"]).all()
 
     evaluate.run(EvalParams(), out, tmp_path / "eval")
     m = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -134,10 +134,10 @@ def test_test_subject_never_reaches_its_fold_training(flow_dir, tmp_path):
     params = tiny_params()
     train.run(params, "mixup", seed=0, flow_dir=flow_dir, out_dir=tmp_path / "a")
     train.run(params, "mixup", seed=0, flow_dir=changed, out_dir=tmp_path / "b")
-    for metric in ("loss", "accuracy"):
-        rel = Path("live") / "fold01" / "plots" / "metrics" / "train" / f"{metric}.tsv"
+    for metric in ("train_loss", "train_accuracy"):
+        rel = Path("live") / "fold01" / "plots" / "metrics" / f"{metric}.tsv"
         assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
-        rel0 = Path("live") / "fold00" / "plots" / "metrics" / "train" / f"{metric}.tsv"
+        rel0 = Path("live") / "fold00" / "plots" / "metrics" / f"{metric}.tsv"
         assert (tmp_path / "a" / rel0).read_bytes() != (tmp_path / "b" / rel0).read_bytes()  # fold 0 trains on sub02
 
 
