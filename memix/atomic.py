@@ -1,8 +1,12 @@
-"""Atomic output: every stage writes to a temporary sibling and renames, so a failure leaves nothing half-written."""
+"""Atomic output: every stage writes to a temporary sibling and renames, so a failure leaves nothing half-written.
+
+Also the one file checksum the outputs record (shard manifests, the ingest report's sheet digest).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -70,3 +74,12 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return obj.as_posix()
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

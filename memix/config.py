@@ -12,6 +12,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from memix import paths
+
 METHODS = (
     "none",
     "mixup",
@@ -97,7 +99,7 @@ class SynthParams(_Section):
 class FacesParams(_Section):
     """Face model source, detection and similarity alignment of onset (and apex) frames."""
 
-    model: str = "models/face_landmarker.task"
+    model: str = str(paths.FACE_MODEL)
     model_source: str | None = Field(None, description="a local face_landmarker.task to try first")
     size: int = Field(128, ge=16, le=1024)
     margin: float = Field(0.25, ge=0.0, le=1.0)
@@ -300,15 +302,20 @@ class Params(_Section):
     compare: CompareParams = CompareParams()
 
 
-def _format_errors(path: Path, err: ValidationError) -> str:
-    lines = [f"{path}: invalid params"]
+def error_lines(err: ValidationError) -> list[str]:
+    """One ``dotted.key: problem (got value)`` line per validation error, the form every params error uses."""
+    lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"  {key}: unknown key")
+            lines.append(f"{key}: unknown key")
         else:
-            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return lines
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    return "\n".join([f"{path}: invalid params", *(f"  {line}" for line in error_lines(err))])
 
 
 def parse_params(data: dict[str, Any] | None, path: str | Path = "params.yaml") -> Params:

@@ -57,11 +57,21 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, int, list[str]]:
     return preds, k, names
 
 
-def compute(preds: pd.DataFrame, k: int, names: list[str], rules: list[str]) -> dict[str, Any]:
-    """metrics.json's content for the given rules (numbers only)."""
+def select(preds: pd.DataFrame, rules: list[str]) -> dict[str, pd.DataFrame]:
+    """The rows each epoch-selection rule keeps, computed once: ``last`` always (the confusion matrix and
+    per-subject table use it), ``oracle_acc`` and ``oracle_f1`` when the oracle rule is asked for."""
+    chosen = {"last": metrics.select_last(preds)}
+    if "oracle" in rules:
+        chosen["oracle_acc"] = metrics.select_oracle(preds, "accuracy")
+        chosen["oracle_f1"] = metrics.select_oracle(preds, "f1")
+    return chosen
+
+
+def compute(chosen: dict[str, pd.DataFrame], k: int, names: list[str], rules: list[str]) -> dict[str, Any]:
+    """metrics.json's content for the given rules (numbers only), from :func:`select`'s rows."""
     out: dict[str, Any] = {}
-    last = metrics.select_last(preds)
     if "last" in rules:
+        last = chosen["last"]
         t, p = last["true"].to_numpy(), last["pred"].to_numpy()
         s = metrics.summary(t, p, k)
         per_fold = [metrics.summary(f["true"].to_numpy(), f["pred"].to_numpy(), k) for _, f in last.groupby("fold")]
@@ -74,25 +84,24 @@ def compute(preds: pd.DataFrame, k: int, names: list[str], rules: list[str]) -> 
             "fold_mean_f1": float(np.mean([f["f1"] for f in per_fold])),
         }
     if "oracle" in rules:
-        chosen = {"acc": metrics.select_oracle(preds, "accuracy"), "f1": metrics.select_oracle(preds, "f1")}
         out["oracle_test_selection"] = {
             f"best_{by}_epoch": metrics.summary(sel["true"].to_numpy(), sel["pred"].to_numpy(), k)
-            for by, sel in chosen.items()
+            for by, sel in (("acc", chosen["oracle_acc"]), ("f1", chosen["oracle_f1"]))
         }
     return out
 
 
-def per_subject(preds: pd.DataFrame, rules: list[str]) -> pd.DataFrame:
-    """One row per test subject: clip count, last-epoch accuracy and (if asked) its test-selected best."""
-    last = metrics.select_last(preds)
+def per_subject(chosen: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per test subject: clip count, last-epoch accuracy and (if selected) its test-selected best."""
+    last = chosen["last"]
     table = (
         last.assign(correct=last["true"] == last["pred"])
         .groupby(["fold", "subject"], sort=True)
         .agg(n=("clip_id", "size"), accuracy_last=("correct", "mean"))
         .reset_index()
     )
-    if "oracle" in rules:
-        best = metrics.select_oracle(preds, "accuracy")
+    if "oracle_acc" in chosen:
+        best = chosen["oracle_acc"]
         acc = (best["true"] == best["pred"]).groupby(best["fold"]).mean()
         table["accuracy_oracle_test_selection"] = table["fold"].map(acc).to_numpy()
     return table[["subject", "fold", "n", *[c for c in table.columns if c.startswith("accuracy")]]]
@@ -124,8 +133,9 @@ def run(params: EvalParams, train_dir: Path, out_dir: Path) -> Path:
     """Evaluate ``train_dir/predictions.parquet`` into ``out_dir`` (built in a temp folder, renamed whole)."""
     preds, k, names = read_predictions(Path(train_dir) / "predictions.parquet")
     rules = list(params.rules)
-    result = compute(preds, k, names, rules)
-    last = metrics.select_last(preds).sort_values(["fold", "clip_id"], kind="stable")
+    chosen = select(preds, rules)
+    result = compute(chosen, k, names, rules)
+    last = chosen["last"]  # in (fold, clip_id) order: read_predictions sorts by fold, epoch, clip_id
     conf = pd.DataFrame({
         "actual": [names[t] for t in last["true"]],
         "predicted": [names[p] for p in last["pred"]],
@@ -140,6 +150,6 @@ def run(params: EvalParams, train_dir: Path, out_dir: Path) -> Path:
         (tmp / "confusion.csv").write_text(conf.to_csv(index=False, lineterminator="\n"))
         (tmp / "confusion.png").write_bytes(confusion_png(cm, names, title))
         (tmp / "per_subject.csv").write_text(
-            per_subject(preds, rules).to_csv(index=False, lineterminator="\n", float_format="%.6g")
+            per_subject(chosen).to_csv(index=False, lineterminator="\n", float_format="%.6g")
         )
     return out_dir / "metrics.json"

@@ -14,8 +14,6 @@ import numpy as np
 # Landmark indices of the 478-point MediaPipe face mesh that the project uses by name.
 LEFT_EYE = (33, 133, 159, 145)  # subject's right eye in the image's left half: outer, inner, top, bottom
 RIGHT_EYE = (362, 263, 386, 374)
-LEFT_IRIS = 468
-RIGHT_IRIS = 473
 
 
 class LandmarkDetector:

@@ -8,7 +8,6 @@ FACE_MODEL = Path("models/face_landmarker.task")
 SYNTH_ROOT = Path("data/raw/synthetic")
 INTERIM = Path("data/interim")
 CLIPS = INTERIM / "clips.parquet"
-INGEST_REPORT = INTERIM / "ingest_report.json"
 FACES = Path("data/processed/faces")
 FLOW = Path("data/processed/flow")
 FLOW_MONTAGE = Path("reports/flow_montage.png")

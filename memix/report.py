@@ -164,16 +164,16 @@ def to_json(table: dict[str, dict[str, dict[str, Summary]]], params: ComparePara
 
 def render_png(table: dict[str, dict[str, dict[str, Summary]]], path: Path) -> None:
     """Bar chart, Acc and F1 for both rules, error bars = std over seeds, dots = single seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
+
+    from memix.visualize import save_png
 
     methods = list(table["last"])
     names = [DISPLAY_NAMES.get(m, m) for m in methods]
     x = np.arange(len(methods))
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.1 * len(methods) + 3), 4.2), constrained_layout=True)
+    fig = Figure(figsize=(max(8, 1.1 * len(methods) + 3), 4.2), layout="constrained")  # no pyplot state
+    axes = fig.subplots(1, 2)
     for ax, metric, scale, label in ((axes[0], "accuracy", 100.0, "Acc (%)"), (axes[1], "f1", 1.0, "F1 (UF1)")):
         for offset, rule, colour in ((-0.2, "last", "#3b75af"), (0.2, "oracle", "#c44e52")):
             s = [table[rule][m][metric] for m in methods]
@@ -186,9 +186,7 @@ def render_png(table: dict[str, dict[str, dict[str, Summary]]], path: Path) -> N
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle("Pooled LOSO results per mixing method (mean ± std over seeds)")
-    with atomic.atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    save_png(fig, path, dpi=110)
 
 
 def run(params: CompareParams, eval_root: Path, out_dir: Path) -> dict[str, Any]:

@@ -12,7 +12,6 @@ the manifest and parquet are written without volatile metadata).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -87,7 +86,7 @@ def write(out_dir: str | Path, index: pd.DataFrame, arrays: dict[str, np.ndarray
                 fname = shard_file(name, k)
                 with open(tmp / fname, "wb") as fh:
                     np.save(fh, part, allow_pickle=False)
-                files.append({"file": fname, "shape": list(part.shape), "sha256": _sha256(tmp / fname)})
+                files.append({"file": fname, "shape": list(part.shape), "sha256": atomic.file_sha256(tmp / fname)})
             manifest["arrays"][name] = {"dtype": arr.dtype.str, "shape": list(arr.shape[1:]), "shards": files}
         atomic.write_parquet(tmp / INDEX, idx)
         atomic.write_json(tmp / MANIFEST, manifest)
@@ -122,7 +121,7 @@ def load(out_dir: str | Path, mmap: bool = True, verify: bool = False) -> tuple[
             if tuple(entry["shape"]) != expected:
                 raise ShardError(f"{path}: manifest shape {tuple(entry['shape'])} does not match {expected}")
             _check_npy(path, dtype, expected)
-            if verify and _sha256(path) != entry["sha256"]:
+            if verify and atomic.file_sha256(path) != entry["sha256"]:
                 raise ShardError(f"{path}: sha256 differs from {out_dir / MANIFEST}")
             parts.append(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
         if sum(p.shape[0] for p in parts) != n:
@@ -190,10 +189,3 @@ def _check_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> None:
     if size != need:
         raise ShardError(f"{path}: {size} bytes but {need} expected (truncated or corrupt shard)")
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

@@ -57,13 +57,12 @@ class FoldTensors:
     """A fold's data on the device.
 
     Training flow stays in pixel units (augmentation rotates u and v together, which per-channel scaling
-    would distort) and is normalised per batch after augmentation; ``x_train_norm`` is the same set
-    normalised once, for mixers that draw from the fold (balanced mixup). Test flow is normalised.
+    would distort) and is normalised per batch after augmentation (mixers that draw from the fold, i.e.
+    ``needs_inputs``, get ``normalise(x_train)``). Test flow is normalised.
     Faces are float in [0, 1], (N, 1, S, S).
     """
 
     x_train: torch.Tensor
-    x_train_norm: torch.Tensor
     y_train: torch.Tensor
     face_train: torch.Tensor | None
     x_test: torch.Tensor
@@ -99,7 +98,7 @@ def fold_tensors(
     tr, te = fold.train_rows, fold.test_rows
     x_train = flow(tr)
     return FoldTensors(
-        x_train=x_train, x_train_norm=(x_train - m) / s, y_train=labels(tr), face_train=faces(tr),
+        x_train=x_train, y_train=labels(tr), face_train=faces(tr),
         x_test=(flow(te) - m) / s, y_test=labels(te), face_test=faces(te), mean=m, std=s,
     )
 
@@ -197,7 +196,7 @@ def train_fold(
         **getattr(params.mixing, method).model_dump(),
     )
     mixer.fit_to_depth(model.depth)
-    mixer.bind(data.y_train, data.x_train_norm)
+    mixer.bind(data.y_train, data.normalise(data.x_train) if mixer.needs_inputs else None)
     gens = {k: torch.Generator(device=device).manual_seed(seeds[k]) for k in ("data", "augment", "mix")}
     autocast = (
         (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
@@ -366,19 +365,16 @@ def _run(
     ckpt_dir = out_dir / "checkpoints"
     if not resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
-    if not _usable_checkpoints(ckpt_dir, fp):
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
-        shutil.rmtree(out_dir / "live", ignore_errors=True)
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-
     done: dict[int, dict[str, Any]] = {}
-    pending = []
     for fold in folds:
         state = checkpoint.load(checkpoint.fold_path(ckpt_dir, fold.index))
         if state is not None and state.get("fingerprint") == fp:
             done[fold.index] = state
-        else:
-            pending.append(fold)
+    if not done and not _in_progress(ckpt_dir, fp):  # nothing of THIS run to resume: start clean
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        shutil.rmtree(out_dir / "live", ignore_errors=True)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    pending = [fold for fold in folds if fold.index not in done]
     job = _FoldJob(params, method, seed, index, arrays, channels, y, k, device, ckpt_dir, fp)
     workers = fold_workers(params.train, device, len(pending))
     with tqdm(total=len(folds), initial=len(done), desc=f"LOSO {method} seed{seed}", unit="fold") as bar:
@@ -490,9 +486,9 @@ def _map_folds(job: _FoldJob, folds: list[loso.Fold], workers: int) -> Iterator[
         yield from pool.imap(_worker_run, folds)
 
 
-def _usable_checkpoints(ckpt_dir: Path, fp: str) -> bool:
-    """True when the folder holds at least one checkpoint of THIS run (same fingerprint)."""
-    for path in sorted(ckpt_dir.glob("*.pt")) if ckpt_dir.is_dir() else []:
+def _in_progress(ckpt_dir: Path, fp: str) -> bool:
+    """True when the folder holds an in-progress fold (``currentNN.pt``) of THIS run (same fingerprint)."""
+    for path in sorted(ckpt_dir.glob("current*.pt")) if ckpt_dir.is_dir() else []:
         state = checkpoint.load(path)
         if state is not None and state.get("fingerprint") == fp:
             return True

@@ -67,7 +67,7 @@ def flow_montage(panels: Sequence[FlowPanel], out_path: str | Path, title: str) 
         cells: list[tuple[str, np.ndarray | None, str | None]] = [(f"{panel.title}\nonset", panel.face, "gray")]
         if with_apex:
             cells.append(("apex" if panel.apex is not None else "", panel.apex, "gray"))
-        top_mag, top_strain = _robust_max(mag), _robust_max(panel.strain)
+        top_mag, top_strain = robust_max(mag), robust_max(panel.strain)
         cells += [
             (f"flow (hue = direction)\nfull at {top_mag:.2f} px", flow_to_rgb(panel.flow, top_mag), None),
             (f"magnitude, px\n(scale {top_mag:.2f}, max {mag.max():.2f})", mag, "magma"),
@@ -85,10 +85,10 @@ def flow_montage(panels: Sequence[FlowPanel], out_path: str | Path, title: str) 
     save_png(fig, out_path)
 
 
-def save_png(fig: Figure, out_path: str | Path) -> None:
+def save_png(fig: Figure, out_path: str | Path, dpi: int = 100) -> None:
     """Write ``fig`` as PNG through memix.atomic, without metadata that would vary between runs."""
     with atomic.atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
 
 
 def show_flow(flow_dir: str | Path, faces_dir: str | Path, clip_id: str, out_path: str | Path) -> None:
@@ -140,7 +140,7 @@ def show_flow(flow_dir: str | Path, faces_dir: str | Path, clip_id: str, out_pat
     flow_montage(panels, out_path, title=f"{clip_id}: top = recomputed from {faces_dir}, bottom = stored in {flow_dir}")
 
 
-def _robust_max(values: np.ndarray) -> float:
+def robust_max(values: np.ndarray) -> float:
     """99th percentile: the colour scale, so a few border outliers of the flow solver do not blacken the rest."""
     top = float(np.percentile(values, 99))
     return top if top > 0 else float(values.max()) or 1.0

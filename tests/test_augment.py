@@ -105,10 +105,15 @@ def test_face_gets_the_same_geometric_transform() -> None:
 
 
 def test_uint8_face_keeps_its_dtype_and_shape() -> None:
-    face = torch.randint(0, 256, (4, 1, S, S), dtype=torch.uint8)
+    face = torch.randint(0, 256, (4, 1, S, S), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
     x = torch.randn(4, 2, S, S)
     _, face_out = augment_batch(x, torch.Generator().manual_seed(0), AugmentParams(), face=face)
     assert face_out.dtype == torch.uint8 and face_out.shape == face.shape
+    # same draws on the same face as float: the uint8 result is the float one rounded to nearest, clamped to 0..255
+    _, float_out = augment_batch(x, torch.Generator().manual_seed(0), AugmentParams(), face=face.float())
+    assert not torch.equal(float_out, float_out.round())  # resampled: fractions exist, so rounding matters
+    assert ((float_out - float_out.floor()) > 0.5).any()  # and some round up (truncation would differ)
+    assert torch.equal(face_out, float_out.round().clamp(0, 255).to(torch.uint8))
 
 
 def test_draws_are_seeded_and_bounded() -> None:

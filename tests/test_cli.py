@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -47,4 +48,9 @@ def test_every_dvc_stage_script_dispatches_to_a_subcommand() -> None:
     for name, stage in stages.items():
         script = REPO / stage["cmd"].split()[1]
         assert script.is_file(), name
-        assert "from memix.cli import main" in script.read_text()
+        text = script.read_text()
+        assert "from memix.cli import main" in text
+        # the subcommand is the script's stem, "_" spelled "-" (stages/face_model.py -> memix face-model)
+        calls = re.findall(r"""main\(\[\s*["']([^"']+)["']""", text)
+        assert calls == [script.stem.replace("_", "-")], (name, calls)
+        assert calls[0] in SUBCOMMANDS

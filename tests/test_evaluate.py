@@ -105,6 +105,38 @@ def test_oracle_rule_selects_per_subject_on_the_test_set(tmp_path):
     assert table["accuracy_oracle_test_selection"].tolist() == pytest.approx([4 / 5, 3 / 4])
 
 
+def test_oracle_f1_rule_selects_its_own_epoch_when_it_differs_from_accuracy(tmp_path):
+    """Fold 0's best-accuracy epoch (1) is not its best-F1 epoch (2); fold 1's best epoch is 2 under both rules.
+
+    Per-subject (oracle) scores, macro F1 over the classes present, per class 2TP / (n_true + n_pred):
+      fold 0 epoch 1: true 0001, pred 0000: acc 3/4; F1 = mean(6/7, 0)     = 3/7 (0.43)
+      fold 0 epoch 2: true 0001, pred 0111: acc 2/4; F1 = mean(2/4, 2/4)   = 1/2  -> best F1, not best accuracy
+      fold 1 epoch 1: true 23, pred 22:     acc 1/2; F1 = mean(2/3, 0)     = 1/3
+      fold 1 epoch 2: true 23, pred 23:     acc 1;   F1 = 1                      -> best under both rules
+    Pooled over all 4 classes (UF1 / UAR as in metrics.summary), true 000123:
+      best_f1_epoch  (f0 e2 + f1 e2), pred 011123: acc 4/6; F1 = mean(2/4, 2/4, 1, 1) = 3/4;
+                                                   UAR = mean(1/3, 1, 1, 1) = 5/6
+      best_acc_epoch (f0 e1 + f1 e2), pred 000023: acc 5/6; F1 = mean(6/7, 0, 1, 1) = 5/7;
+                                                   UAR = mean(1, 0, 1, 1) = 3/4
+    """
+    rows = []
+    rows += _rows(0, "s01", 1, [0, 0, 0, 1], [0, 0, 0, 0])
+    rows += _rows(0, "s01", 2, [0, 0, 0, 1], [0, 1, 1, 1])
+    rows += _rows(1, "s02", 1, [2, 3], [2, 2])
+    rows += _rows(1, "s02", 2, [2, 3], [2, 3])
+    preds = pd.DataFrame(rows)
+    assert metrics.select_oracle(preds, "accuracy").groupby("fold")["epoch"].unique().map(list).to_dict() == {
+        0: [1], 1: [2]}
+    assert metrics.select_oracle(preds, "f1").groupby("fold")["epoch"].unique().map(list).to_dict() == {
+        0: [2], 1: [2]}
+
+    out = tmp_path / "eval"
+    evaluate.run(EvalParams(), _write(tmp_path, preds), out)
+    oracle = json.loads((out / "metrics.json").read_text())["oracle_test_selection"]
+    assert oracle["best_f1_epoch"] == pytest.approx({"accuracy": 4 / 6, "f1": 3 / 4, "uar": 5 / 6})
+    assert oracle["best_acc_epoch"] == pytest.approx({"accuracy": 5 / 6, "f1": 5 / 7, "uar": 3 / 4})
+
+
 def test_oracle_ties_go_to_the_earliest_epoch():
     rows = _rows(0, "s01", 1, [0, 1], [0, 0]) + _rows(0, "s01", 2, [0, 1], [1, 1])
     chosen = metrics.select_oracle(pd.DataFrame(rows), "accuracy")

@@ -80,20 +80,19 @@ def test_rewrite_replaces_the_folder_whole(tmp_path: Path) -> None:
     assert len(shards.load(tmp_path / "s")[0]) == 2
 
 
-def test_truncated_shard_is_an_error_naming_the_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("array", "position", "damage"),
+    [
+        ("flow", 2, lambda f: f.write_bytes(f.read_bytes()[:-5])),
+        ("onset", 1, lambda f: f.unlink()),
+    ],
+    ids=["truncated", "missing"],
+)
+def test_damaged_shard_is_an_error_naming_the_file(tmp_path: Path, array, position, damage) -> None:
     index, arrays = _data()
     shards.write(tmp_path / "s", index, arrays, shard_mb=TINY_MB)
-    victim = _shard_files(tmp_path / "s", "flow")[2]
-    victim.write_bytes(victim.read_bytes()[:-5])
-    with pytest.raises(shards.ShardError, match=victim.name):
-        shards.load(tmp_path / "s")
-
-
-def test_missing_shard_is_an_error_naming_the_file(tmp_path: Path) -> None:
-    index, arrays = _data()
-    shards.write(tmp_path / "s", index, arrays, shard_mb=TINY_MB)
-    victim = _shard_files(tmp_path / "s", "onset")[1]
-    victim.unlink()
+    victim = _shard_files(tmp_path / "s", array)[position]
+    damage(victim)
     with pytest.raises(shards.ShardError, match=victim.name):
         shards.load(tmp_path / "s")
 

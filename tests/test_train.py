@@ -161,9 +161,7 @@ def test_resume_after_a_finished_fold_gives_the_same_bytes(flow_dir, tmp_path, m
     assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["fold00.pt", "fold01.pt"]
 
     trained = []
-    real_train_fold = train.train_fold
     monkeypatch.setattr(train, "on_fold_end", lambda fold: trained.append(fold))
-    monkeypatch.setattr(train, "train_fold", real_train_fold)
     train.run(params, "memix", seed=1, flow_dir=flow_dir, out_dir=out)
     assert trained == [2, 3]  # folds 0 and 1 came from their checkpoints
     assert _files(out) == _files(tmp_path / "full")

@@ -34,22 +34,21 @@ ALIASES: dict[str, dict[str, str]] = {
     "samm": {"others": "other", "happy": "happiness", "surprised": "surprise", "sad": "sadness"},
 }
 
+
+
+def _identity(names: tuple[str, ...], known: frozenset[str]) -> ClassMap:
+    """A map whose classes are the emotions themselves (the 5-class tasks)."""
+    return ClassMap(names=names, emotions={e: e for e in names}, known=known)
+
+
 CLASS_MAPS: dict[tuple[str, str], ClassMap] = {
-    ("casme2", "5class"): ClassMap(
-        names=("happiness", "repression", "disgust", "surprise", "others"),
-        emotions={e: e for e in ("happiness", "repression", "disgust", "surprise", "others")},
-        known=CASME2_EMOTIONS,
-    ),
+    ("casme2", "5class"): _identity(("happiness", "repression", "disgust", "surprise", "others"), CASME2_EMOTIONS),
     ("casme2", "3class"): ClassMap(
         names=("negative", "positive", "surprise"),
         emotions={"disgust": "negative", "repression": "negative", "happiness": "positive", "surprise": "surprise"},
         known=CASME2_EMOTIONS,
     ),
-    ("samm", "5class"): ClassMap(
-        names=("anger", "contempt", "happiness", "surprise", "other"),
-        emotions={e: e for e in ("anger", "contempt", "happiness", "surprise", "other")},
-        known=SAMM_EMOTIONS,
-    ),
+    ("samm", "5class"): _identity(("anger", "contempt", "happiness", "surprise", "other"), SAMM_EMOTIONS),
     ("samm", "3class"): ClassMap(
         names=("negative", "positive", "surprise"),
         emotions={

@@ -24,10 +24,6 @@ CLIP_COLUMNS: dict[str, str] = {
 }
 
 
-def empty_clip_index() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CLIP_COLUMNS.items()})
-
-
 def validate_clip_index(df: pd.DataFrame, source: str = "clip index") -> pd.DataFrame:
     """Check columns and uniqueness; return the frame with the schema's dtypes and column order."""
     missing = [c for c in CLIP_COLUMNS if c not in df.columns]

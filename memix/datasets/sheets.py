@@ -7,12 +7,13 @@ content. Every record keeps its Excel row number so errors and reports can point
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from memix import atomic
 
 # canonical field -> accepted header spellings, compared after normalise_header()
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -55,14 +56,6 @@ def normalise_header(value: Any) -> str:
     if value is None:
         return ""
     return re.sub(r"[^0-9a-z]", "", str(value).lower())
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _is_blank(value: Any) -> bool:
@@ -123,7 +116,7 @@ def read_sheet(
                     records.append(SheetRecord(row=j, values=values))
                 return Sheet(
                     path=path,
-                    sha256=file_sha256(path),
+                    sha256=atomic.file_sha256(path),
                     worksheet=ws.title,
                     header_row=header_row,
                     columns={c: str(cells[k]) for c, k in found.items()},

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from memix.config import METHODS, MixingParams
+from memix.config import METHODS, MixingParams, error_lines
 
 if TYPE_CHECKING:
     from memix.mixing.base import Mixer
@@ -47,10 +47,7 @@ def get(name: str, num_classes: int, patch_size: int = 16, label_smoothing: floa
     try:
         settings = section(**params)
     except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in err.errors()
-        )
-        raise ValueError(f"mixing.{name}: invalid params: {problems}") from None
+        raise ValueError(f"mixing.{name}: invalid params: {'; '.join(error_lines(err))}") from None
     module_name, class_name = _CLASSES[name]
     cls = getattr(importlib.import_module(module_name), class_name)
     return cls(num_classes=num_classes, patch_size=patch_size, label_smoothing=label_smoothing, params=settings)

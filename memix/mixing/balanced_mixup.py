@@ -23,6 +23,7 @@ def balanced_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 class BalancedMixupMixer(Mixer):
     name = "balanced_mixup"
+    needs_inputs = True
 
     def _bind(self, train_labels: torch.Tensor, train_inputs: torch.Tensor | None) -> None:
         if train_inputs is None:

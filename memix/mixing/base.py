@@ -13,7 +13,7 @@ Identical generator states therefore give identical plans on any device.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -56,7 +56,6 @@ class MixPlan:
     """Clipped (y0, y1, x0, x1) pixel box of cutmix/transmix, end-exclusive."""
     partner_index: torch.Tensor | None = None
     """Balanced mixup: rows of the bound training set that formed the balanced batch."""
-    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def numpy_rng(generator: torch.Generator) -> np.random.Generator:
@@ -80,6 +79,7 @@ class Mixer:
 
     name: ClassVar[str] = ""
     needs_attention: ClassVar[bool] = False
+    needs_inputs: ClassVar[bool] = False  # bind() must be given the fold's (normalised) inputs
     clean_loss: ClassVar[bool] = False
 
     def __init__(self, num_classes: int, patch_size: int, label_smoothing: float, params: BaseModel) -> None:
@@ -184,6 +184,12 @@ class Mixer:
         if not bool(torch.isfinite(attention).all()) or bool((attention < 0).any()):
             raise ValueError(f"mixing.{self.name}: attention must be finite and non-negative")
         return attention
+
+    def _attention_share(self, attention: torch.Tensor | None, plan: MixPlan) -> torch.Tensor:
+        """(B,) share of each sample's CLS attention that falls on ``plan.token_mask`` (TransMix, MEMix)."""
+        attention = self._check_attention(attention, plan)
+        total = attention.sum(dim=1).clamp_min(torch.finfo(torch.float32).tiny)
+        return (attention * plan.token_mask).sum(dim=1) / total
 
 
 def random_perm(rng: np.random.Generator, batch: int, device: torch.device) -> torch.Tensor:

@@ -40,18 +40,23 @@ def box_area_fraction(box: tuple[int, int, int, int], height: int, width: int) -
     return (y1 - y0) * (x1 - x0) / float(height * width)
 
 
+def cutmix_plan(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, alpha: float) -> MixPlan:
+    """One CutMix batch: l ~ Beta(alpha, alpha), the box, then the partner permutation; the label weight is
+    the clipped box's complement (TransMix's box batches start from this plan and re-weight the labels)."""
+    height, width = x.shape[-2:]
+    lam = float(rng.beta(alpha, alpha))
+    box = draw_box(rng, lam, height, width)
+    perm = random_perm(rng, x.shape[0], x.device)
+    mask = box_mask(box, height, width, x.device)
+    lam = 1.0 - box_area_fraction(box, height, width)
+    return MixPlan(
+        x=torch.where(mask, x[perm], x), y=y, perm=perm, lam=lam, partner_y=y[perm], mask=mask, box=box,
+        label_lam=full_lam(lam, x.shape[0], x.device),
+    )
+
+
 class CutmixMixer(Mixer):
     name = "cutmix"
 
     def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
-        alpha = self.params.alpha
-        height, width = x.shape[-2:]
-        lam = float(rng.beta(alpha, alpha))
-        box = draw_box(rng, lam, height, width)
-        perm = random_perm(rng, x.shape[0], x.device)
-        mask = box_mask(box, height, width, x.device)
-        lam = 1.0 - box_area_fraction(box, height, width)
-        return MixPlan(
-            x=torch.where(mask, x[perm], x), y=y, perm=perm, lam=lam, partner_y=y[perm], mask=mask, box=box,
-            label_lam=full_lam(lam, x.shape[0], x.device),
-        )
+        return cutmix_plan(x, y, rng, self.params.alpha)

@@ -70,7 +70,4 @@ class MEMixMixer(Mixer):
         return MixPlan(x=mixed, y=y, perm=perm, lam=lam, partner_y=y[perm], mask=mask, token_mask=tokens, k=k)
 
     def _label_lam(self, plan: MixPlan, attention: torch.Tensor | None) -> torch.Tensor:
-        attention = self._check_attention(attention, plan)
-        total = attention.sum(dim=1).clamp_min(torch.finfo(torch.float32).tiny)
-        selected = (attention * plan.token_mask).sum(dim=1) / total
-        return 1.0 - (1.0 - plan.lam) * selected
+        return 1.0 - (1.0 - plan.lam) * self._attention_share(attention, plan)

@@ -12,14 +12,18 @@ import torch
 from memix.mixing.base import Mixer, MixPlan, blend, full_lam, random_perm
 
 
+def mixup_plan(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, alpha: float) -> MixPlan:
+    """One mixup batch: l ~ Beta(alpha, alpha), then the partner permutation (TransMix's mixup batches too)."""
+    lam = float(rng.beta(alpha, alpha))
+    perm = random_perm(rng, x.shape[0], x.device)
+    return MixPlan(
+        x=blend(x, perm, lam), y=y, perm=perm, lam=lam, partner_y=y[perm],
+        label_lam=full_lam(lam, x.shape[0], x.device),
+    )
+
+
 class MixupMixer(Mixer):
     name = "mixup"
 
     def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
-        alpha = self.params.alpha
-        lam = float(rng.beta(alpha, alpha))
-        perm = random_perm(rng, x.shape[0], x.device)
-        return MixPlan(
-            x=blend(x, perm, lam), y=y, perm=perm, lam=lam, partner_y=y[perm],
-            label_lam=full_lam(lam, x.shape[0], x.device),
-        )
+        return mixup_plan(x, y, rng, self.params.alpha)

@@ -8,11 +8,14 @@ pixel lies in the box.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
-from memix.mixing.base import Mixer, MixPlan, blend, full_lam, random_perm
-from memix.mixing.cutmix import box_area_fraction, box_mask, draw_box
+from memix.mixing.base import Mixer, MixPlan
+from memix.mixing.cutmix import cutmix_plan
+from memix.mixing.mixup import mixup_plan
 
 
 def pasted_tokens(
@@ -31,33 +34,15 @@ class TransmixMixer(Mixer):
     needs_attention = True
 
     def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
-        alpha = self.params.alpha
-        batch = x.shape[0]
         grid = self._grid(x)
-        use_mixup = bool(rng.random() < self.params.mixup_prob)
-        lam = float(rng.beta(alpha, alpha))
-        if use_mixup:
-            perm = random_perm(rng, batch, x.device)
-            return MixPlan(
-                x=blend(x, perm, lam), y=y, perm=perm, lam=lam, partner_y=y[perm],
-                label_lam=full_lam(lam, batch, x.device), extra={"mode": "mixup"},
-            )
-        height, width = x.shape[-2:]
-        box = draw_box(rng, lam, height, width)
-        perm = random_perm(rng, batch, x.device)
-        mask = box_mask(box, height, width, x.device)
-        tokens = pasted_tokens(box, grid, self.patch_size, x.device)
-        return MixPlan(
-            x=torch.where(mask, x[perm], x), y=y, perm=perm, lam=1.0 - box_area_fraction(box, height, width),
-            partner_y=y[perm], mask=mask, box=box, token_mask=tokens[None].expand(batch, -1),
-            extra={"mode": "cutmix"},
-        )
+        if rng.random() < self.params.mixup_prob:
+            return mixup_plan(x, y, rng, self.params.alpha)
+        plan = cutmix_plan(x, y, rng, self.params.alpha)
+        tokens = pasted_tokens(plan.box, grid, self.patch_size, x.device)
+        return dataclasses.replace(plan, label_lam=None, token_mask=tokens[None].expand(x.shape[0], -1))
 
     def _label_lam(self, plan: MixPlan, attention: torch.Tensor | None) -> torch.Tensor:
         if plan.token_mask is None:  # mixup batch: the attention plays no part
             return super()._label_lam(plan, attention)
-        attention = self._check_attention(attention, plan)
-        total = attention.sum(dim=1).clamp_min(torch.finfo(torch.float32).tiny)
-        pasted_attention = (attention * plan.token_mask).sum(dim=1) / total
-        pasted = (1.0 - plan.lam + pasted_attention) / 2.0
+        pasted = (1.0 - plan.lam + self._attention_share(attention, plan)) / 2.0
         return 1.0 - pasted

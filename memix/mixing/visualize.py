@@ -11,17 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from memix.config import Params
-from memix.visualize import flow_to_rgb
+from memix.visualize import flow_to_rgb, robust_max, save_png
 
 ROWS = 4
 BATCH = 8
 
 
-def _load_batch(flow_dir: Path, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flows (B, C, S, S) float32, labels, clip ids of a seeded batch, and every row's labels."""
+def _load_flows(flow_dir: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    """The flow shard folder's index and its (N, C, S, S) 'flow' array, checked for what the figure needs."""
     from memix import shards
 
     if not flow_dir.is_dir():
@@ -35,11 +36,7 @@ def _load_batch(flow_dir: Path, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
     flow = arrays["flow"]
     if flow.ndim != 4 or flow.shape[1] < 2:
         raise ValueError(f"{flow_dir}: array 'flow' must be (N, C>=2, S, S), got {flow.shape}")
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(len(flow), size=min(BATCH, len(flow)), replace=False))
-    labels_all = index["label_id"].to_numpy().astype(np.int64)
-    batch = np.asarray(flow[rows], dtype=np.float32)
-    return batch, labels_all[rows], index["clip_id"].to_numpy()[rows], labels_all
+    return index, flow
 
 
 def show_mix(params: Params, method: str, flow_dir: Path, out_path: Path, seed: int) -> Path:
@@ -47,37 +44,32 @@ def show_mix(params: Params, method: str, flow_dir: Path, out_path: Path, seed: 
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
-    from memix import mixing
-    from memix.atomic import atomic_path
+    from memix import loso, mixing
     from memix.mixing.memix import motion_grid
 
     flow_dir, out_path = Path(flow_dir), Path(out_path)
-    flows, labels, clip_ids, labels_all = _load_batch(flow_dir, seed)
-    num_classes = int(max(labels_all.max() + 1, 3 if params.dataset.classes == "3class" else 5))
+    index, flow = _load_flows(flow_dir)
+    rows = np.sort(np.random.default_rng(seed).choice(len(flow), size=min(BATCH, len(flow)), replace=False))
+    labels_all = index["label_id"].to_numpy().astype(np.int64)
+    flows, labels = np.asarray(flow[rows], dtype=np.float32), labels_all[rows]
+    clip_ids = index["clip_id"].to_numpy()[rows]
     patch = params.model.patch_size
     mixer = mixing.get(
-        method, num_classes, patch_size=patch, label_smoothing=params.train.label_smoothing,
+        method, loso.num_classes(index), patch_size=patch, label_smoothing=params.train.label_smoothing,
         **getattr(params.mixing, method).model_dump(),
     )
     x, y = torch.from_numpy(flows), torch.from_numpy(labels)
-    if method == "balanced_mixup":
-        from memix import shards
-
-        _, arrays = shards.load(flow_dir)
-        mixer.bind(torch.from_numpy(labels_all), torch.from_numpy(np.asarray(arrays["flow"], dtype=np.float32)))
-    else:
-        mixer.bind(torch.from_numpy(labels_all))
+    inputs = torch.from_numpy(np.asarray(flow, dtype=np.float32)) if mixer.needs_inputs else None
+    mixer.bind(torch.from_numpy(labels_all), inputs)
     plan = mixer.mix_inputs(x, y, torch.Generator().manual_seed(seed))
     size = x.shape[-1]
     score = motion_grid(x, patch, "avg") if size % patch == 0 else None
     attention = score if mixer.needs_attention else None
     targets = mixer.mix_targets(plan, attention).numpy()
-    partner = x[plan.perm] if plan.perm is not None else None
-    if plan.partner_index is not None:  # balanced mixup: the partner came from the balanced batch
-        partner = None
+    partner = x[plan.perm] if plan.perm is not None else None  # balanced mixup: partners came from outside x
 
     n = min(ROWS, x.shape[0])
-    scale = float(np.percentile(np.hypot(flows[:, 0], flows[:, 1]), 99)) or 1.0
+    scale = robust_max(np.hypot(flows[:, 0], flows[:, 1]))
     fig = Figure(figsize=(12.5, 2.6 * n))  # no pyplot: no global state, Agg via savefig
     axes = fig.subplots(n, 5, squeeze=False)
     grid_p = size // patch
@@ -115,6 +107,5 @@ def show_mix(params: Params, method: str, flow_dir: Path, out_path: Path, seed: 
         note += f" (mixes hidden tokens after block {plan.manifold.block}; input unchanged)"
     fig.suptitle(f"{method}, seed {seed}, patch {patch}{note}", fontsize=10)
     fig.tight_layout()
-    with atomic_path(out_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=80, metadata={"Software": None})
+    save_png(fig, out_path, dpi=80)
     return out_path

@@ -14,7 +14,7 @@ from memix.synth.plan import STREAM_IDENTITY, plan_dataset, rng_for
 from memix.synth.render import render_clip
 from memix.synth.sheet import sheet_row, write_sheet
 
-SHEET_NAME = "CASME2-coding-synthetic.xlsx"
+SHEET_FILE = "CASME2-coding-synthetic.xlsx"
 
 
 def generate(params: SynthParams, out_dir: Path, model_path: Path) -> None:
@@ -41,4 +41,4 @@ def generate(params: SynthParams, out_dir: Path, model_path: Path) -> None:
                     raise RuntimeError(f"JPEG encoding failed for {clip.folder}/img{number}.jpg")
                 (folder / f"img{number}.jpg").write_bytes(buf.tobytes())
         rows = [sheet_row(c.subject, c.filename, c.onset, c.apex, c.offset, c.action_units, c.emotion) for c in clips]
-        write_sheet(tmp / SHEET_NAME, rows)
+        write_sheet(tmp / SHEET_FILE, rows)

@@ -13,12 +13,13 @@ import cv2
 import numpy as np
 
 from memix.config import SynthParams
+from memix.landmarks import LEFT_EYE, RIGHT_EYE
 from memix.synth.aus import AUS, BLINK, BOTH, au_field
 from memix.synth.identity import Subject
 from memix.synth.plan import STREAM_NUISANCE, ClipPlan, rng_for
 
 # Upper/lower lid landmark pairs whose distance is the eye opening a blink closes.
-BLINK_LIDS = ((159, 145), (386, 374))
+BLINK_LIDS = (LEFT_EYE[2:], RIGHT_EYE[2:])  # (top, bottom) lid of each eye
 
 
 def time_course(n_frames: int, apex_offset: int) -> np.ndarray:

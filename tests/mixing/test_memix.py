@@ -87,7 +87,9 @@ def test_label_formula_on_hand_built_attention() -> None:
     x[1, 1, 4:, 4:] = -2.0
     y = torch.tensor([0, 1])
     mixer = mixing.get("memix", K_CLASSES, patch_size=4, k_mode="fixed", k=1)
-    plan = mixer.mix_inputs(x, y, torch.Generator().manual_seed(0))
+    # seed 1 swaps the two samples (seed 0 pairs each with itself, where any label weight gives the same target)
+    plan = mixer.mix_inputs(x, y, torch.Generator().manual_seed(1))
+    assert (plan.perm != torch.arange(2)).all()
     assert plan.token_mask.tolist() == [[True, False, False, False], [False, False, False, True]]
     attention = torch.tensor([[0.2, 0.3, 0.1, 0.4], [1.0, 1.0, 1.0, 5.0]])
     targets = mixer.mix_targets(plan, attention)

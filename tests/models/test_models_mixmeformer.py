@@ -61,6 +61,7 @@ def test_only_flow_is_mixed(mmf: FlowModel, flow_batch: torch.Tensor, faces: tor
             _, (m0, *_) = capture_blocks(mmf, flow_batch, face=faces, manifold=plan_type(0, LAM, perm))
     finally:
         hook.remove()
+    assert len(face_inputs) == 2  # one face-stream call per forward (plain, then manifold-mixed)
     assert all(f is faces for f in face_inputs)
     torch.testing.assert_close(m0, LAM * h0 + (1 - LAM) * h0[perm])
 

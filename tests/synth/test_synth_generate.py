@@ -13,19 +13,19 @@ import pytest
 from memix import synth
 from memix.config import SynthParams
 from memix.synth import render
-from memix.synth.build import SHEET_NAME
+from memix.synth.build import SHEET_FILE
 from memix.synth.classes import EMOTIONS, class_counts
 from memix.synth.plan import plan_dataset
 
 
 def _digests(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in root.rglob("*.jpg")} | {
-        SHEET_NAME: hashlib.sha256((root / SHEET_NAME).read_bytes()).hexdigest()
+        SHEET_FILE: hashlib.sha256((root / SHEET_FILE).read_bytes()).hexdigest()
     }
 
 
 def test_layout_and_sheet_agree(tiny_synth_root: Path, tiny_synth_params: SynthParams) -> None:
-    df = pd.read_excel(tiny_synth_root / SHEET_NAME)
+    df = pd.read_excel(tiny_synth_root / SHEET_FILE)
     assert list(df.columns)[:3] == ["Subject", "Filename", "Unnamed: 2"]
     assert len(df) == tiny_synth_params.clips
     assert set(df["Estimated Emotion"]) == set(EMOTIONS)
@@ -44,7 +44,7 @@ def test_layout_and_sheet_agree(tiny_synth_root: Path, tiny_synth_params: SynthP
 
 
 def test_sheet_aus_are_the_applied_ones(tiny_synth_root: Path, tiny_synth_params: SynthParams) -> None:
-    df = pd.read_excel(tiny_synth_root / SHEET_NAME)
+    df = pd.read_excel(tiny_synth_root / SHEET_FILE)
     planned = {(c.subject, c.filename): (c.action_units, c.emotion) for c in plan_dataset(tiny_synth_params)}
     read = {
         (int(s), f): (str(a), e)
@@ -64,7 +64,7 @@ def test_same_seed_same_bytes_other_seed_other_bytes(
     synth.generate(small, a, face_model_path)
     synth.generate(small.model_copy(update={"seed": 1}), b, face_model_path)
     da, db = _digests(a), _digests(b)
-    assert da[SHEET_NAME] != db[SHEET_NAME]
+    assert da[SHEET_FILE] != db[SHEET_FILE]
     assert not set(da.items()) & set(db.items())
 
 
