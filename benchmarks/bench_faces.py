@@ -4,7 +4,7 @@ Usage: python benchmarks/bench_faces.py [--clips data/interim/clips.parquet --ro
                                         [--n 32] [--sizes 128 224] [--repeats 2]
 Uses the pipeline's clip index and frames when both exist (the synthetic set after `dvc repro ingest`),
 else generates ``--n`` jittered astronaut clips (512x512 colour JPEGs) in a temp folder. For each crop
-size it runs ``memix.faces.run`` ``--repeats`` times and prints the best wall time and clips/s
+size it runs ``memix.preprocess.faces.run`` ``--repeats`` times and prints the best wall time and clips/s
 (model loading included: it is paid once per stage run), plus the per-clip cost of each step alone.
 """
 
@@ -19,10 +19,11 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from memix import align, faces
 from memix.config import FacesParams
+from memix.datasets.frames import read_frame
 from memix.datasets.schema import CLIP_COLUMNS
-from memix.landmarks import LandmarkDetector, eye_centres
+from memix.preprocess import align, faces
+from memix.preprocess.landmarks import LandmarkDetector, eye_centres
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,9 +62,9 @@ def step_costs(clips: pd.DataFrame, root: Path, model: Path, size: int) -> dict[
     with LandmarkDetector(model) as det, faces.FaceScorer(model, 0.3) as scorer:
         for clip in clips.itertuples(index=False):
             s = time.perf_counter()
-            onset = faces.read_frame(root / clip.onset_path, clip.clip_id)
-            apex = faces.read_frame(root / clip.apex_path, clip.clip_id)
-            rgb = align.to_rgb(onset)
+            onset = read_frame(root / clip.onset_path, clip.clip_id)
+            apex = read_frame(root / clip.apex_path, clip.clip_id)
+            rgb = align.bgr_to_rgb(onset)
             t["read"] += time.perf_counter() - s
             s = time.perf_counter()
             found = det.detect(rgb)
@@ -75,8 +76,8 @@ def step_costs(clips: pd.DataFrame, root: Path, model: Path, size: int) -> dict[
             t["score"] += time.perf_counter() - s
             s = time.perf_counter()
             affine = align.similarity_from_eyes(*eye_centres(found[0]), size, 0.25)
-            align.warp(align.to_grey(onset), affine, size)
-            align.warp(align.to_grey(apex), affine, size)
+            align.warp_to_crop(align.bgr_to_grey(onset), affine, size)
+            align.warp_to_crop(align.bgr_to_grey(apex), affine, size)
             t["warp"] += time.perf_counter() - s
     return {k: 1000 * v / len(clips) for k, v in t.items()}
 
@@ -99,7 +100,7 @@ def main() -> None:
             root = tmp / "raw"
             clips_path, source = make_clips(root, args.n), f"{args.n} generated astronaut clips, 512x512 JPEG"
         clips = pd.read_parquet(clips_path)
-        frame = faces.read_frame(root / clips["onset_path"].iloc[0], clips["clip_id"].iloc[0])
+        frame = read_frame(root / clips["onset_path"].iloc[0], clips["clip_id"].iloc[0])
         print(f"clips: {len(clips)} from {source}; frame {frame.shape[1]}x{frame.shape[0]}")
         for size in args.sizes:
             params = FacesParams(size=size, on_missing="skip")

@@ -1,4 +1,5 @@
-"""Flow stage throughput: onset->apex pairs per second through `memix.flow.run`, per method, crop size and workers.
+"""Flow stage throughput: onset->apex pairs per second through `memix.preprocess.flow.run`, per method, crop size
+and workers.
 
 Usage: python benchmarks/bench_flow.py [--clips N] [--methods tvl1 farneback dis] [--sizes 128 224] [--workers 1 2]
 Builds a faces shard folder of N real-texture pairs (the scikit-image astronaut face warped by a smooth
@@ -20,8 +21,9 @@ import numpy as np
 import pandas as pd
 from skimage import data
 
-from memix import flow, flowstage, shards
 from memix.config import FlowParams
+from memix.io import shards
+from memix.preprocess import flow
 
 CASME2_CLIPS = 255
 OUT_SIZE = {128: 32, 224: 224}
@@ -58,7 +60,7 @@ def main() -> None:
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     args = parser.parse_args()
     print("flow only = flowstage.clip_tensor in one process with one OpenCV thread (no pool, no I/O);")
-    print("stage = memix.flow.run end to end (pool start, shards, stats, montage of 5 clips)")
+    print("stage = memix.preprocess.flow.run end to end (pool start, shards, stats, montage of 5 clips)")
     print(f"{'method':<10} {'crop':>5} {'out':>4} {'what':>12} {'s':>7} {'pairs/s':>8} {'255 clips':>10}")
     with tempfile.TemporaryDirectory(prefix="memix-bench-flow-") as tmp:
         root = Path(tmp)
@@ -72,7 +74,7 @@ def main() -> None:
                 cv2.setNumThreads(1)
                 start = time.perf_counter()
                 for onset, apex in zip(onsets, apexes, strict=True):
-                    flowstage.clip_tensor(params, onset, apex)
+                    flow.clip_tensor(params, onset, apex)
                 secs = time.perf_counter() - start
                 cv2.setNumThreads(-1)
                 _report(method, size, params.size, "flow only", secs, args.clips)

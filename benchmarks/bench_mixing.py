@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from memix import mixing
-from memix.augment import augment_batch
 from memix.config import AugmentParams
-from memix.mixing.memix import MEMixMixer, motion_grid, tokens_to_pixels, top_k_mask
+from memix.mixing.memix_mixer import MEMixMixer, motion_grid, tokens_to_pixels, top_k_mask
+from memix.training.augment import augment_batch
 
 NUM_CLASSES = 5
 

@@ -24,13 +24,13 @@ def main() -> None:
     args = parser.parse_args()
     params = load_params(args.params)
 
-    from memix import synth
+    from memix.synth.build import generate
 
     work = Path(tempfile.mkdtemp(prefix="memix-bench-synth-"))
     out = args.keep or work / "synthetic"
     try:
         start, cpu_start = time.perf_counter(), time.process_time()
-        synth.generate(params.synth, out, model_path=REPO / params.faces.model)
+        generate(params.synth, out, model_path=REPO / params.faces.model)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         frames = list(out.rglob("*.jpg"))
         size_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20

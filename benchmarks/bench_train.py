@@ -15,7 +15,6 @@ Timings on a shared machine are noisy; compare runs made on the same quiet machi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -35,7 +34,7 @@ CHANNELS = ["u", "v", "strain"]
 
 def make_flow_set(out_dir: Path, clips: int, subjects: int, size: int, classes: int = 5, seed: int = 0) -> Path:
     """Random flow with a class-dependent motion blob, written as the flow stage would (shards + stats.json)."""
-    from memix import shards
+    from memix.io import flowset
 
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size] / size
@@ -61,8 +60,7 @@ def make_flow_set(out_dir: Path, clips: int, subjects: int, size: int, classes: 
         index[f"sumsq_{ch}"] = (f64[:, c] ** 2).sum(axis=(1, 2))
     index["n_pixels"] = size * size
     onset = rng.integers(0, 256, size=(clips, size, size), dtype=np.uint8)
-    shards.write(out_dir, index, {"flow": flow, "onset": onset}, shard_mb=64)
-    (out_dir / "stats.json").write_text(json.dumps({"channels": CHANNELS}))
+    flowset.write(out_dir, index, {"flow": flow, "onset": onset}, {"channels": CHANNELS}, shard_mb=64)
     return out_dir
 
 
@@ -101,7 +99,7 @@ def main() -> None:
     if not args.skip_cli:
         params_path = work / "params.yaml"
         params_path.write_text(yaml.safe_dump(dump_params(params), sort_keys=False))
-        cmd = [sys.executable, "-m", "memix.cli", "--params", str(params_path), "train", "--method", args.method,
+        cmd = [sys.executable, str(REPO / "stages" / "train.py"), "--params", str(params_path), "--method", args.method,
                "--seed", "0", "--flow", str(flow_dir), "--out", str(work / "cli")]
         start = time.perf_counter()
         subprocess.run(cmd, cwd=REPO, check=True, stderr=subprocess.DEVNULL,
@@ -109,17 +107,16 @@ def main() -> None:
         print(f"memix train (fresh process, end to end): {time.perf_counter() - start:.1f} s")
 
     start = time.perf_counter()
-    import memix.models.flow_model  # noqa: F401  (timm, torchvision)
-    from memix import train
+    from memix.training import checkpoint, executor, loop, run
     imports = time.perf_counter() - start
 
     totals: dict[str, float] = {}
-    train.train_fold = timed(train.train_fold, totals, "fold")
-    train.predict = timed(train.predict, totals, "predict")
-    train.write_live = timed(train.write_live, totals, "live")
-    train.checkpoint.save = timed(train.checkpoint.save, totals, "checkpoint")
+    executor.train_fold = timed(loop.train_fold, totals, "fold")
+    loop.predict = timed(loop.predict, totals, "predict")
+    run.write_live = timed(run.write_live, totals, "live")
+    checkpoint.save = timed(checkpoint.save, totals, "checkpoint")
     start = time.perf_counter()
-    train.run(params, args.method, seed=0, flow_dir=flow_dir, out_dir=work / "run")
+    run.run(params, args.method, seed=0, flow_dir=flow_dir, out_dir=work / "run")
     total = time.perf_counter() - start
 
     n_train = args.clips - args.clips // args.subjects

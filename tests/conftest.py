@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from memix import facemodel
+from memix.preprocess import facemodel
 
 CACHE = Path(os.environ.get("MEMIX_TEST_CACHE", Path.home() / ".cache" / "memix-tests"))
 
@@ -35,8 +35,8 @@ def tiny_synth_params():
 @pytest.fixture(scope="session")
 def tiny_synth_root(tmp_path_factory: pytest.TempPathFactory, tiny_synth_params, face_model_path: Path) -> Path:
     """The tiny synthetic dataset's root (subNN/EPxx_yy/img{N}.jpg + CASME2-coding-synthetic.xlsx); read-only."""
-    from memix import synth
+    from memix.synth.build import generate
 
     root = tmp_path_factory.mktemp("synth") / "synthetic"
-    synth.generate(tiny_synth_params, root, face_model_path)
+    generate(tiny_synth_params, root, face_model_path)
     return root

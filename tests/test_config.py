@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from memix.config import METHODS, Params, ParamsError, dump_params, load_params
+from memix.config import MIXING_METHODS, Params, ParamsError, dump_params, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +17,7 @@ def test_shipped_params_are_valid_and_spell_out_every_default() -> None:
     params = load_params(REPO / "params.yaml")
     # Every key the schema knows is written in params.yaml, so DVC tracks each one the stages depend on.
     assert raw == dump_params(params)
-    assert params.compare.methods == list(METHODS)
+    assert params.compare.methods == list(MIXING_METHODS)
 
 
 def _write(tmp_path: Path, text: str) -> Path:

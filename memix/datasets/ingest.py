@@ -17,7 +17,6 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from memix import atomic
 from memix.config import ClipPatch, DatasetParams
 from memix.datasets import casme2, classmaps, samm
 from memix.datasets.adapter import Adapter
@@ -25,6 +24,7 @@ from memix.datasets.classmaps import ClassMap
 from memix.datasets.frames import list_frames
 from memix.datasets.schema import CLIP_COLUMNS, validate_clip_index
 from memix.datasets.sheets import Sheet, SheetRecord, find_sheet, read_sheet
+from memix.io import atomic
 
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in (casme2.ADAPTER, samm.ADAPTER)}
 CLIPS_FILE = "clips.parquet"

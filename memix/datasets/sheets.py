@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from memix import atomic
+from memix.io import atomic
 
 # canonical field -> accepted header spellings, compared after normalise_header()
 COLUMNS: dict[str, tuple[str, ...]] = {

@@ -1,35 +1,41 @@
 """Mixing methods behind one interface, looked up by name: ``get(name, num_classes, patch_size, ...)``.
 
-Modules are imported on first use, so ``import memix.mixing`` stays cheap. Each method's settings are the
-fields of its section of :class:`memix.config.MixingParams` and are validated by that section's model.
+The names are :data:`memix.config.MIXING_METHODS` (the fields of ``MixingParams``); method ``m`` lives in
+``memix/mixing/<m>_mixer.py`` and is imported on first use, so a stage that trains one method imports (and
+DVC hashes) that method's module only. Each method's settings are the fields of its section of
+:class:`memix.config.MixingParams` and are validated by that section's model.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
-from memix.config import METHODS, MixingParams, error_lines
+from memix.config import MIXING_METHODS, MixingParams, error_lines
+from memix.mixing.base import Mixer
 
-if TYPE_CHECKING:
-    from memix.mixing.base import Mixer
+__all__ = ["MIXING_METHODS", "Mixer", "get", "module_name"]
 
-_CLASSES = {
-    "none": ("memix.mixing.none", "NoneMixer"),
-    "mixup": ("memix.mixing.mixup", "MixupMixer"),
-    "cutmix": ("memix.mixing.cutmix", "CutmixMixer"),
-    "manifold_mixup": ("memix.mixing.manifold_mixup", "ManifoldMixupMixer"),
-    "transmix": ("memix.mixing.transmix", "TransmixMixer"),
-    "remix": ("memix.mixing.remix", "RemixMixer"),
-    "balanced_mixup": ("memix.mixing.balanced_mixup", "BalancedMixupMixer"),
-    "mixaugment": ("memix.mixing.mixaugment", "MixAugmentMixer"),
-    "memix": ("memix.mixing.memix", "MEMixMixer"),
-}
-assert tuple(_CLASSES) == METHODS
 
-__all__ = ["METHODS", "get"]
+def module_name(method: str) -> str:
+    """The module that implements ``method``."""
+    return f"memix.mixing.{method}_mixer"
+
+
+def mixer_class(method: str) -> type[Mixer]:
+    """The :class:`Mixer` subclass whose ``name`` is ``method``, from its own module."""
+    if method not in MIXING_METHODS:
+        raise ValueError(f"unknown mixing method {method!r}; valid: {', '.join(MIXING_METHODS)}")
+    module = importlib.import_module(module_name(method))
+    found = [
+        obj for obj in vars(module).values()
+        if isinstance(obj, type) and issubclass(obj, Mixer) and obj.name == method
+    ]
+    if len(found) != 1:
+        raise RuntimeError(f"{module.__name__} must define exactly one Mixer with name {method!r}")
+    return found[0]
 
 
 def get(name: str, num_classes: int, patch_size: int = 16, label_smoothing: float = 0.0, **params: Any) -> Mixer:
@@ -37,8 +43,7 @@ def get(name: str, num_classes: int, patch_size: int = 16, label_smoothing: floa
 
     ``patch_size`` must be the model's, since MEMix and TransMix work on its patch grid.
     """
-    if name not in _CLASSES:
-        raise ValueError(f"unknown mixing method {name!r}; valid: {', '.join(METHODS)}")
+    cls = mixer_class(name)
     section = MixingParams.model_fields[name].annotation
     unknown = sorted(set(params) - set(section.model_fields))
     if unknown:
@@ -48,6 +53,4 @@ def get(name: str, num_classes: int, patch_size: int = 16, label_smoothing: floa
         settings = section(**params)
     except ValidationError as err:
         raise ValueError(f"mixing.{name}: invalid params: {'; '.join(error_lines(err))}") from None
-    module_name, class_name = _CLASSES[name]
-    cls = getattr(importlib.import_module(module_name), class_name)
     return cls(num_classes=num_classes, patch_size=patch_size, label_smoothing=label_smoothing, params=settings)

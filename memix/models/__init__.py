@@ -6,13 +6,12 @@ Submodules: ``vit`` (which ViT and its weights), ``attention`` (the CLS attentio
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from memix.config import ModelParams
+from memix.models.flow_model import FlowModel
+from memix.models.mixmeformer import FaceStream
+from memix.models.vit import create_vit, patch_size_of
 
-if TYPE_CHECKING:
-    from memix.config import ModelParams
-    from memix.models.flow_model import FlowModel, ManifoldPlan
-
-__all__ = ["FlowModel", "ManifoldPlan", "build"]
+__all__ = ["FlowModel", "build"]
 
 
 def build(params: ModelParams, in_chans: int, num_classes: int, img_size: int) -> FlowModel:
@@ -22,21 +21,8 @@ def build(params: ModelParams, in_chans: int, num_classes: int, img_size: int) -
     ``face_stream`` the model also takes the onset face (MixMeFormer); ``pretrained`` applies to both
     the named ViT and the face ResNet-18. ``model.grid`` = img_size / patch size.
     """
-    from memix.models.flow_model import FlowModel
-    from memix.models.mixmeformer import FaceStream
-    from memix.models.vit import create_vit, patch_size_of
-
     vit = create_vit(params, in_chans, num_classes, img_size)
     face = None
     if params.face_stream:
         face = FaceStream(vit.embed_dim, grid=img_size // patch_size_of(vit), pretrained=params.pretrained)
     return FlowModel(vit, in_chans=in_chans, img_size=img_size, face=face)
-
-
-def __getattr__(name: str) -> Any:
-    # FlowModel / ManifoldPlan on first use, so importing memix.models stays cheap (no torch/timm import).
-    if name in ("FlowModel", "ManifoldPlan"):
-        from memix.models import flow_model
-
-        return getattr(flow_model, name)
-    raise AttributeError(f"module 'memix.models' has no attribute {name!r}")

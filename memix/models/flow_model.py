@@ -7,23 +7,14 @@ The forward re-walks a timm VisionTransformer's ``forward_features`` block by bl
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import torch
 from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from memix.mixing.base import ManifoldPlan
 from memix.models.attention import ClsAttentionProbe
 from memix.models.mixmeformer import FaceStream
 from memix.models.vit import patch_size_of
-
-
-class ManifoldPlan(Protocol):
-    """What a manifold-mixup mixer hands the model: mix before ``block`` with ``lam`` and ``perm``."""
-
-    block: int
-    lam: float | torch.Tensor
-    perm: torch.Tensor
 
 
 class FlowModel(nn.Module):

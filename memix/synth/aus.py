@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memix.preprocess.landmarks import eye_centres
+
 # Sides an AU acts on. Bilateral AUs are written bare ("12"), one-sided ones with a prefix ("L12").
 BOTH = "B"
 SIDES = ("R", "L")
@@ -97,8 +99,6 @@ def au_landmarks(number: int) -> list[int]:
 
 def face_axes(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The face's own frame: centre, unit x towards the image's right eye, unit y towards the chin."""
-    from memix.landmarks import eye_centres
-
     left, right = eye_centres(landmarks)
     ex = (right - left) / max(float(np.linalg.norm(right - left)), 1e-6)
     ey = np.array([-ex[1], ex[0]])

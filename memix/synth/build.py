@@ -7,8 +7,8 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
-from memix.atomic import atomic_path
 from memix.config import SynthParams
+from memix.io.atomic import atomic_path
 from memix.synth.identity import load_base_face, make_subject
 from memix.synth.plan import STREAM_IDENTITY, plan_dataset, rng_for
 from memix.synth.render import render_clip

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from memix.preprocess.landmarks import LandmarkDetector
 from memix.synth.aus import face_scale
 
 # face_size is the face box side (forehead to chin, as a detector's box); the landmarks span less of it.
@@ -40,8 +41,6 @@ class Subject:
 def load_base_face(model_path: Path) -> BaseFace:
     """Read the astronaut photo and detect its landmarks (rounded to 1/100 px for stable bytes)."""
     import skimage.data
-
-    from memix.landmarks import LandmarkDetector
 
     rgb = skimage.data.astronaut()
     with LandmarkDetector(model_path, max_faces=1) as detector:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from memix.config import SynthParams
-from memix.landmarks import LEFT_EYE, RIGHT_EYE
+from memix.preprocess.landmarks import LEFT_EYE, RIGHT_EYE
 from memix.synth.aus import AUS, BLINK, BOTH, au_field
 from memix.synth.identity import Subject
 from memix.synth.plan import STREAM_NUISANCE, ClipPlan, rng_for

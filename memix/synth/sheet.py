@@ -84,5 +84,5 @@ def _pin_core(xml: str, stamp: str) -> str:
 
 
 def write_sheet(path: Path, rows: Iterable[Sequence[Any]]) -> None:
-    """Write the sheet to ``path`` (the caller's folder is already a temp folder, or use memix.atomic)."""
+    """Write the sheet to ``path`` (the caller's folder is already a temp folder, or use memix.io.atomic)."""
     Path(path).write_bytes(sheet_bytes(rows))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,6 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from memix.cli import main as cli_main
 from memix.config import DatasetParams
 from memix.datasets import ingest
 from memix.datasets.schema import CLIP_COLUMNS
@@ -50,6 +51,8 @@ SAMM_HEADER = [
     "Objective Classes",
     "Notes",
 ]
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _frames(clip_dir: Path, numbers: list[int], name: str = "img{}.jpg") -> None:
@@ -363,16 +366,18 @@ def test_offset_before_onset_names_row_and_field(casme_root: Path, tmp_path: Pat
     _assert_fails(_params(casme_root), tmp_path / "out", "row 2", "field OffsetFrame", "before onset")
 
 
-def test_cli_ingest_writes_outputs_and_reports_errors(
-    casme_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_ingest_stage_writes_outputs_and_reports_errors(casme_root: Path, tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(f"dataset:\n  name: casme2\n  root: {casme_root}\n")
-    assert cli_main(["--params", str(params), "ingest", "--out", str(tmp_path / "ok")]) == 0
+    stage = [sys.executable, str(REPO / "stages" / "ingest.py"), "--params", str(params), "--out"]
+    ok = subprocess.run([*stage, str(tmp_path / "ok")], capture_output=True, text=True, check=False)
+    assert ok.returncode == 0, ok.stderr
     assert len(pd.read_parquet(tmp_path / "ok" / "clips.parquet")) == 5
     (casme_root / "sub01" / "EP01_01" / "img8.jpg").unlink()
-    assert cli_main(["--params", str(params), "ingest", "--out", str(tmp_path / "bad")]) == 1
-    assert "row 2" in capsys.readouterr().err
+    bad = subprocess.run([*stage, str(tmp_path / "bad")], capture_output=True, text=True, check=False)
+    assert bad.returncode == 1
+    assert "stage ingest: error:" in bad.stderr and "row 2" in bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 # ---------------------------------------------------------------------------------------------- SAMM

@@ -29,7 +29,7 @@ def _attention(seed: int = 1) -> torch.Tensor:
     return torch.rand(B, N_TOKENS, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("name", mixing.METHODS)
+@pytest.mark.parametrize("name", mixing.MIXING_METHODS)
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_targets_are_distributions(name: str, smoothing: float) -> None:
     mixer = mixing.get(name, K, patch_size=PATCH, label_smoothing=smoothing)
@@ -45,7 +45,7 @@ def test_targets_are_distributions(name: str, smoothing: float) -> None:
         assert torch.all(targets >= smoothing / K - 1e-6)
 
 
-@pytest.mark.parametrize("name", mixing.METHODS)
+@pytest.mark.parametrize("name", mixing.MIXING_METHODS)
 def test_identical_seeds_identical_plans(name: str) -> None:
     x, y = _batch()
     plans = [_bound(name).mix_inputs(x, y, torch.Generator().manual_seed(7)) for _ in range(2)]
@@ -132,5 +132,5 @@ def test_patch_grid_must_tile_the_image() -> None:
 
 
 def test_only_mixaugment_asks_for_the_clean_loss() -> None:
-    assert [m for m in mixing.METHODS if mixing.get(m, K).clean_loss] == ["mixaugment"]
-    assert {m for m in mixing.METHODS if mixing.get(m, K).needs_attention} == {"transmix", "memix"}
+    assert [m for m in mixing.MIXING_METHODS if mixing.get(m, K).clean_loss] == ["mixaugment"]
+    assert {m for m in mixing.MIXING_METHODS if mixing.get(m, K).needs_attention} == {"transmix", "memix"}

@@ -8,7 +8,7 @@ import torch
 from torch.nn.functional import one_hot
 
 from memix import mixing
-from memix.mixing.remix import remix_label_lam
+from memix.mixing.remix_mixer import remix_label_lam
 
 K = 4
 

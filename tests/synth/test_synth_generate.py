@@ -10,10 +10,9 @@ import cv2
 import pandas as pd
 import pytest
 
-from memix import synth
 from memix.config import SynthParams
 from memix.synth import render
-from memix.synth.build import SHEET_FILE
+from memix.synth.build import SHEET_FILE, generate
 from memix.synth.classes import EMOTIONS, class_counts
 from memix.synth.plan import plan_dataset
 
@@ -57,12 +56,12 @@ def test_same_seed_same_bytes_other_seed_other_bytes(
     tiny_synth_root: Path, tiny_synth_params: SynthParams, face_model_path: Path, tmp_path: Path
 ) -> None:
     again = tmp_path / "again"
-    synth.generate(tiny_synth_params, again, face_model_path)
+    generate(tiny_synth_params, again, face_model_path)
     assert _digests(again) == _digests(tiny_synth_root)
     small = tiny_synth_params.model_copy(update={"clips": 5, "subjects": 2})
     a, b = tmp_path / "a", tmp_path / "b"
-    synth.generate(small, a, face_model_path)
-    synth.generate(small.model_copy(update={"seed": 1}), b, face_model_path)
+    generate(small, a, face_model_path)
+    generate(small.model_copy(update={"seed": 1}), b, face_model_path)
     da, db = _digests(a), _digests(b)
     assert da[SHEET_FILE] != db[SHEET_FILE]
     assert not set(da.items()) & set(db.items())
@@ -83,11 +82,11 @@ def test_failure_leaves_no_partial_dataset(
     monkeypatch.setattr("memix.synth.build.render_clip", failing)
     out = tmp_path / "synthetic"
     with pytest.raises(RuntimeError, match="disk full"):
-        synth.generate(tiny_synth_params.model_copy(update={"clips": 5, "subjects": 2}), out, face_model_path)
+        generate(tiny_synth_params.model_copy(update={"clips": 5, "subjects": 2}), out, face_model_path)
     assert list(tmp_path.iterdir()) == []
 
 
 def test_missing_face_model_is_named(tiny_synth_params: SynthParams, tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="nowhere.task"):
-        synth.generate(tiny_synth_params, tmp_path / "out", tmp_path / "nowhere.task")
+        generate(tiny_synth_params, tmp_path / "out", tmp_path / "nowhere.task")
     assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from memix.config import SynthParams
-from memix.landmarks import LandmarkDetector
+from memix.preprocess.landmarks import LandmarkDetector
 from memix.synth.aus import AUS, BOTH, au_field, au_landmarks, face_scale
 from memix.synth.identity import BaseFace, Subject, load_base_face, make_subject
 from memix.synth.plan import ClipPlan, plan_dataset

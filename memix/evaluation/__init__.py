@@ -1,0 +1,1 @@
+"""Scoring LOSO predictions: metrics, epoch-selection rules, one run's evaluation and the comparison report."""

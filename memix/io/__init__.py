@@ -1,0 +1,1 @@
+"""On-disk formats and safe writes: atomic outputs, tensor shard folders, the flow set, project paths."""

@@ -1,0 +1,250 @@
+"""Stage ``faces``: find the face on each clip's onset frame, align it, and crop onset and apex alike.
+
+MediaPipe's FaceLandmarker gives the 478-point mesh on the onset frame; the eye centres fix a similarity
+transform (``memix.preprocess.align``) onto a ``size`` px square, greyscale uint8 crop. The SAME 2x3 affine is applied
+to the apex frame (and, with ``all_frames``, to every frame onset..offset), so head pose jitter between
+detections never shows up as motion in the flow.
+
+Output (``data/processed/faces/``), a shard folder (``memix.io.shards``):
+
+* arrays ``onset`` and ``apex``: uint8 (N, S, S);
+* index columns: clip_id, subject, label, label_id (from the clip index), status ("ok"), score,
+  n_faces, landmarks (10 floats: x, y of ``LANDMARK_NAMES`` in source pixels), affine (6 floats, row
+  major, source px -> crop px), box_x0, box_y0, box_x1, box_y1 (the mesh's extent in source pixels);
+* ``report.json``: counts, skipped clips with the reason, clips with several faces;
+* with ``all_frames``: the index also has ``frames_start`` and ``frames_count``, and the sub-folder
+  ``frames/`` is a shard folder with the array ``face`` (M, S, S) and columns clip_id, frame (the frame
+  number); a clip's frames are rows ``frames_start .. frames_start + frames_count - 1``, in frame order.
+
+``score``: FaceLandmarker reports no confidence, so the face detector inside the same ``.task`` bundle
+(BlazeFace, the model FaceLandmarker itself runs first) is run on the onset frame and the score of the
+detection that best overlaps the chosen mesh (IoU >= 0.3) is recorded; NaN when no detection overlaps.
+Several faces: the largest mesh (by box area) is used and the clip is listed in ``report.json``;
+``n_faces`` counts up to ``MAX_FACES``.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from pathlib import Path
+from types import TracebackType
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from memix.config import FacesParams
+from memix.datasets.frames import list_frames, read_frame
+from memix.datasets.schema import validate_clip_index
+from memix.io import atomic, shards
+from memix.preprocess import align
+from memix.preprocess.landmarks import LandmarkDetector, eye_centres
+
+MAX_FACES = 4
+NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 1, 61, 291
+LANDMARK_NAMES = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_right")
+_DETECTOR_IN_BUNDLE = "face_detector.tflite"
+_MIN_IOU = 0.3
+
+
+class FaceScorer:
+    """BlazeFace from the FaceLandmarker bundle, for the detection score FaceLandmarker does not expose."""
+
+    def __init__(self, model_path: str | Path, min_confidence: float) -> None:
+        self.model_path = Path(model_path)
+        self.min_confidence = min_confidence
+        self._detector = None
+
+    def __enter__(self) -> FaceScorer:
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        try:
+            with zipfile.ZipFile(self.model_path) as bundle:
+                buffer = bundle.read(_DETECTOR_IN_BUNDLE)
+        except (zipfile.BadZipFile, KeyError) as err:
+            raise ValueError(f"{self.model_path}: no {_DETECTOR_IN_BUNDLE} inside the face model bundle") from err
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=buffer),
+            running_mode=vision.RunningMode.IMAGE,
+            min_detection_confidence=self.min_confidence,
+        )
+        self._detector = vision.FaceDetector.create_from_options(options)
+        self._detector.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._detector is not None:
+            self._detector.__exit__(exc_type, exc, tb)
+            self._detector = None
+
+    def score(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> float:
+        """Score of the detection overlapping ``box`` (x0, y0, x1, y1) best; NaN if none overlaps enough."""
+        import mediapipe as mp
+
+        if self._detector is None:
+            raise RuntimeError("use FaceScorer as a context manager")
+        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
+        best_iou, best = 0.0, math.nan
+        for det in result.detections:
+            b = det.bounding_box
+            iou = _iou(box, (b.origin_x, b.origin_y, b.origin_x + b.width, b.origin_y + b.height))
+            if iou >= _MIN_IOU and iou > best_iou:
+                best_iou, best = iou, float(det.categories[0].score)
+        return best
+
+
+def run(params: FacesParams, clips_path: Path, dataset_root: Path, model_path: Path, out_dir: Path) -> None:
+    """Align every clip of the clip index and write the faces shard folder + report.json atomically."""
+    clips_path, dataset_root, out_dir = Path(clips_path), Path(dataset_root), Path(out_dir)
+    if not clips_path.is_file():
+        raise FileNotFoundError(f"clip index not found: {clips_path} (run `dvc repro ingest`)")
+    clips = validate_clip_index(pd.read_parquet(clips_path), source=str(clips_path))
+    size = params.size
+
+    rows: list[dict] = []
+    onsets: list[np.ndarray] = []
+    apexes: list[np.ndarray] = []
+    frame_rows: list[dict] = []
+    frame_crops: list[np.ndarray] = []
+    skipped: list[dict] = []
+    multi: list[dict] = []
+
+    detector = LandmarkDetector(model_path, max_faces=MAX_FACES, min_confidence=params.min_detection_confidence)
+    with detector, FaceScorer(model_path, params.min_detection_confidence) as scorer:
+        for clip in tqdm(clips.itertuples(index=False), total=len(clips), desc="faces", unit="clip"):
+            clip_id = str(clip.clip_id)
+            onset_file = dataset_root / str(clip.onset_path)
+            onset = read_frame(onset_file, clip_id)
+            rgb = align.bgr_to_rgb(onset)
+            faces = detector.detect(rgb)
+            if not faces:
+                if params.on_missing == "error":
+                    raise ValueError(
+                        f"clip {clip_id}: no face found in its onset frame {onset_file} "
+                        "(set faces.on_missing: skip to leave such clips out)"
+                    )
+                skipped.append({"clip_id": clip_id, "file": onset_file.as_posix(), "reason": "no face detected"})
+                continue
+            if len(faces) > 1:
+                multi.append({"clip_id": clip_id, "n_faces": len(faces)})
+            mesh = faces[0]
+            left, right = eye_centres(mesh)
+            affine = align.similarity_from_eyes(left, right, size, params.margin)
+            box = (
+                float(mesh[:, 0].min()),
+                float(mesh[:, 1].min()),
+                float(mesh[:, 0].max()),
+                float(mesh[:, 1].max()),
+            )
+
+            apex_file = dataset_root / str(clip.apex_path)
+            apex = read_frame(apex_file, clip_id)
+            if apex.shape[:2] != onset.shape[:2]:
+                raise ValueError(
+                    f"clip {clip_id}: apex frame {apex_file} is {apex.shape[1]}x{apex.shape[0]} px but the "
+                    f"onset frame {onset_file} is {onset.shape[1]}x{onset.shape[0]}"
+                )
+            onsets.append(align.warp_to_crop(align.bgr_to_grey(onset), affine, size))
+            apexes.append(align.warp_to_crop(align.bgr_to_grey(apex), affine, size))
+            row = {
+                "clip_id": clip_id,
+                "subject": clip.subject,
+                "label": clip.label,
+                "label_id": int(clip.label_id),
+                "status": "ok",
+                "score": scorer.score(rgb, box),
+                "n_faces": len(faces),
+                "landmarks": _used_landmarks(mesh, left, right),
+                "affine": [float(v) for v in affine.ravel()],
+                "box_x0": box[0],
+                "box_y0": box[1],
+                "box_x1": box[2],
+                "box_y1": box[3],
+            }
+            if params.all_frames:
+                crops = _align_all_frames(clip, dataset_root, affine, size, onset.shape[:2])
+                row["frames_start"] = len(frame_rows)
+                row["frames_count"] = len(crops)
+                frame_rows.extend({"clip_id": clip_id, "frame": number} for number, _ in crops)
+                frame_crops.extend(crop for _, crop in crops)
+            rows.append(row)
+
+    if len(clips) and not rows:
+        reasons = "; ".join(f"{s['clip_id']}: {s['reason']} in {s['file']}" for s in skipped[:3])
+        raise ValueError(f"{clips_path}: no face found in any of the {len(clips)} clips ({reasons} ...)")
+
+    index = _index_frame(rows, params.all_frames)
+    empty = np.zeros((0, size, size), dtype=np.uint8)
+    arrays = {
+        "onset": np.stack(onsets) if onsets else empty,
+        "apex": np.stack(apexes) if apexes else empty,
+    }
+    report = {
+        "n_clips": len(clips),
+        "n_ok": len(rows),
+        "n_skipped": len(skipped),
+        "n_multi_face": len(multi),
+        "skipped": skipped,
+        "multi_face": multi,
+        "size": size,
+        "margin": params.margin,
+        "all_frames": params.all_frames,
+        "n_frames": len(frame_rows),
+        "score": "BlazeFace score from the face model bundle, matched to the mesh by IoU >= 0.3; NaN if unmatched",
+    }
+    with atomic.atomic_path(out_dir) as tmp:
+        shards.write(tmp, index, arrays, params.shard_mb)
+        if params.all_frames:
+            frames_index = pd.DataFrame(frame_rows, columns=["clip_id", "frame"]).astype(
+                {"clip_id": "string", "frame": "int64"}
+            )
+            frames = np.stack(frame_crops) if frame_crops else empty
+            shards.write(tmp / "frames", frames_index, {"face": frames}, params.shard_mb)
+        atomic.write_json(tmp / "report.json", report)
+
+
+def _align_all_frames(
+    clip, dataset_root: Path, affine: np.ndarray, size: int, shape: tuple[int, int]
+) -> list[tuple[int, np.ndarray]]:
+    """Every frame onset..offset of the clip, warped with the onset's transform."""
+    clip_dir = dataset_root / str(clip.frame_dir)
+    out = []
+    for number, name in list_frames(clip_dir).items():
+        if not int(clip.onset) <= number <= int(clip.offset):
+            continue
+        frame = read_frame(clip_dir / name, str(clip.clip_id))
+        if frame.shape[:2] != shape:
+            raise ValueError(f"clip {clip.clip_id}: frame {clip_dir / name} differs in size from the onset frame")
+        out.append((number, align.warp_to_crop(align.bgr_to_grey(frame), affine, size)))
+    return out
+
+
+def _used_landmarks(mesh: np.ndarray, left: np.ndarray, right: np.ndarray) -> list[float]:
+    pts = [left, right, mesh[NOSE_TIP, :2], mesh[MOUTH_LEFT, :2], mesh[MOUTH_RIGHT, :2]]
+    return [float(v) for p in pts for v in p]
+
+
+def _index_frame(rows: list[dict], all_frames: bool) -> pd.DataFrame:
+    columns = ["clip_id", "subject", "label", "label_id", "status", "score", "n_faces", "landmarks", "affine"]
+    columns += ["box_x0", "box_y0", "box_x1", "box_y1"]
+    dtypes = {"clip_id": "string", "subject": "string", "label": "string", "label_id": "int64", "status": "string"}
+    dtypes.update({"score": "float64", "n_faces": "int64"})
+    dtypes.update({c: "float64" for c in ("box_x0", "box_y0", "box_x1", "box_y1")})
+    if all_frames:
+        columns += ["frames_start", "frames_count"]
+        dtypes.update({"frames_start": "int64", "frames_count": "int64"})
+    return pd.DataFrame(rows, columns=columns).astype(dtypes)
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+__all__ = ["LANDMARK_NAMES", "FaceScorer", "run"]

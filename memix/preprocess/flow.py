@@ -1,0 +1,194 @@
+"""The flow stage: faces shard folder -> flow set (:mod:`memix.io.flowset`) and the flow montage PNG.
+
+Per clip: onset -> apex flow at the aligned crop size, optical strain on that full-resolution field
+(strain is a dimensionless derivative, so it is computed where the flow is sharpest, then
+area-averaged to ``flow.size`` like an image), flow resized to ``flow.size`` with its vectors
+rescaled to the new pixels. Clips run in a process pool, one OpenCV thread each, and come back in
+index order, so the bytes do not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from memix import plots
+from memix.config import FlowParams
+from memix.io import atomic, flowset, shards
+from memix.preprocess import optical_flow
+
+FACES_COLUMNS = ("clip_id", "subject", "label", "label_id")
+
+
+@dataclass(frozen=True)
+class _Job:
+    clip_id: str
+    onset: np.ndarray
+    apex: np.ndarray
+    keep_full: bool
+
+
+@dataclass(frozen=True)
+class _Result:
+    tensor: np.ndarray  # (C, S, S) float16
+    onset: np.ndarray  # (S, S) uint8
+    max_mag: float
+    mean_mag: float
+    sums: np.ndarray  # (C,) float64 over the stored float16 values
+    sumsqs: np.ndarray
+    full: tuple[np.ndarray, np.ndarray] | None  # crop-size (flow, strain) for the montage
+
+
+def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) -> None:
+    """Compute every clip's flow tensor, write the flow set ``out_dir`` and the montage, atomically."""
+    faces_dir, out_dir, montage_path = Path(faces_dir), Path(out_dir), Path(montage_path)
+    index, onsets, apexes = _load_faces(faces_dir)
+    montage_rows = pick_montage_rows(index, params.montage_per_class)
+    keep = set(montage_rows)
+    jobs = [
+        _Job(str(cid), np.array(onsets[i]), np.array(apexes[i]), i in keep) for i, cid in enumerate(index["clip_id"])
+    ]
+    results = _compute_all(params, jobs, faces_dir)
+
+    channels = list(params.channels)
+    size = params.size
+    out_index = index[list(FACES_COLUMNS)].reset_index(drop=True).copy()
+    out_index["max_mag"] = np.array([r.max_mag for r in results], dtype=np.float64)
+    out_index["mean_mag"] = np.array([r.mean_mag for r in results], dtype=np.float64)
+    for c, ch in enumerate(channels):
+        out_index[f"sum_{ch}"] = np.array([r.sums[c] for r in results], dtype=np.float64)
+        out_index[f"sumsq_{ch}"] = np.array([r.sumsqs[c] for r in results], dtype=np.float64)
+    out_index["n_pixels"] = np.full(len(results), size * size, dtype=np.int64)
+    arrays = {
+        "flow": np.stack([r.tensor for r in results]),
+        "onset": np.stack([r.onset for r in results]),
+    }
+    mean, std = flowset.channel_stats(out_index, channels)
+    section = getattr(params, params.method)
+    stats = {
+        "channels": channels,
+        "mean": [float(x) for x in mean],
+        "std": [float(x) for x in std],
+        "n_clips": len(results),
+        "size": size,
+        "crop_size": int(onsets.shape[1]),
+        "method": params.method,
+        "method_params": section.model_dump(by_alias=True, mode="json"),
+        "note": "whole-set statistics, for information; training normalises per LOSO fold (flowset.channel_stats)",
+    }
+    panels = [
+        plots.FlowPanel(
+            f"{index['clip_id'].iloc[i]} ({index['label'].iloc[i]})",
+            jobs[i].onset,
+            *results[i].full,  # type: ignore[misc]
+        )
+        for i in montage_rows
+    ]
+    title = (
+        f"{params.method} flow at the {stats['crop_size']} px crop (stored at {size} px); "
+        f"{params.montage_per_class} clips per class"
+    )
+    with ExitStack() as stack:
+        tmp_out = stack.enter_context(atomic.atomic_path(out_dir))
+        tmp_png = stack.enter_context(atomic.atomic_path(montage_path))
+        flowset.write(tmp_out, out_index, arrays, stats, shard_mb=params.shard_mb)
+        plots.flow_montage(panels, tmp_png, title)
+
+
+def pick_montage_rows(index: pd.DataFrame, per_class: int) -> list[int]:
+    """Row positions to draw: per class (by label_id), ``per_class`` clips spread evenly through the index."""
+    rows: list[int] = []
+    label_ids = index["label_id"].to_numpy()
+    for lab in sorted(set(label_ids.tolist())):
+        members = np.flatnonzero(label_ids == lab)
+        take = min(per_class, len(members))
+        picks = np.unique(np.round(np.linspace(0, len(members) - 1, take)).astype(int))
+        rows += [int(members[p]) for p in picks]
+    return rows
+
+
+def clip_tensor(params: FlowParams, onset: np.ndarray, apex: np.ndarray, keep_full: bool = False) -> _Result:
+    """One clip: flow at crop size, strain there, both brought to ``params.size`` as (C, S, S) float16."""
+    full = optical_flow.flow_for(params, onset, apex)
+    if not np.isfinite(full).all():
+        raise ValueError("flow has non-finite values")
+    small = optical_flow.resize_flow(full, params.size)
+    maps = {"u": small[..., 0], "v": small[..., 1]}
+    strain_full = None
+    if "strain" in params.channels or keep_full:
+        strain_full = optical_flow.optical_strain(full)
+        maps["strain"] = optical_flow.resize_scalar(strain_full, params.size)
+    tensor = np.stack([maps[ch] for ch in params.channels]).astype(np.float16)
+    stored = tensor.astype(np.float64)
+    mag = np.hypot(stored[0], stored[1])
+    interp = cv2.INTER_AREA if params.size <= onset.shape[0] else cv2.INTER_LINEAR
+    small_onset = cv2.resize(onset, (params.size, params.size), interpolation=interp)
+    return _Result(
+        tensor=tensor,
+        onset=small_onset,
+        max_mag=float(mag.max()),
+        mean_mag=float(mag.mean()),
+        sums=stored.sum(axis=(1, 2)),
+        sumsqs=(stored**2).sum(axis=(1, 2)),
+        full=(full, strain_full) if keep_full else None,
+    )
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _load_faces(faces_dir: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    index, arrays = shards.load(faces_dir)
+    missing = [c for c in FACES_COLUMNS if c not in index.columns]
+    if missing:
+        raise ValueError(f"{faces_dir}: faces index lacks column(s) {missing}")
+    for name in ("onset", "apex"):
+        if name not in arrays:
+            raise ValueError(f"{faces_dir}: faces shard folder has no array {name!r} (has {sorted(arrays)})")
+        arr = arrays[name]
+        if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
+            raise ValueError(f"{faces_dir}: array {name!r} must be uint8 (N, S, S), got {arr.dtype} {arr.shape}")
+    if arrays["onset"].shape != arrays["apex"].shape:
+        raise ValueError(f"{faces_dir}: onset {arrays['onset'].shape} and apex {arrays['apex'].shape} differ")
+    if len(index) == 0:
+        raise ValueError(f"{faces_dir}: no clips in the faces index")
+    dup = index["clip_id"][index["clip_id"].duplicated()].tolist()
+    if dup:
+        raise ValueError(f"{faces_dir}: duplicate clip_id(s) {dup[:5]}")
+    return index.reset_index(drop=True), arrays["onset"], arrays["apex"]
+
+
+def _compute_all(params: FlowParams, jobs: list[_Job], faces_dir: Path) -> list[_Result]:
+    workers = min(params.workers or os.cpu_count() or 1, len(jobs))
+    bar = dict(total=len(jobs), desc="flow", unit="clip")
+    args = [(params, job, str(faces_dir)) for job in jobs]
+    if workers <= 1:
+        before = cv2.getNumThreads()
+        cv2.setNumThreads(1)  # same arithmetic as the pool's workers, so bytes match
+        try:
+            return [_job(a) for a in tqdm(args, **bar)]
+        finally:
+            cv2.setNumThreads(before)
+    chunk = max(1, min(4, len(jobs) // (workers * 16)))  # small chunks: a smooth bar, little pickling overhead
+    ctx = multiprocessing.get_context("spawn")  # no fork of a threaded parent (OpenCV/torch pools)
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
+        return list(tqdm(pool.map(_job, args, chunksize=chunk), **bar))
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def _job(arg: tuple[FlowParams, _Job, str]) -> _Result:
+    params, job, faces_dir = arg
+    try:
+        return clip_tensor(params, job.onset, job.apex, job.keep_full)
+    except Exception as err:  # re-raised with the clip named; the pool carries it to the parent
+        raise RuntimeError(f"flow failed for clip {job.clip_id!r} of {faces_dir}: {err}") from None

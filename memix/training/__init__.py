@@ -1,0 +1,1 @@
+"""LOSO training: folds, augmentation, the fold loop, resume checkpoints, the worker pool and the run's outputs."""

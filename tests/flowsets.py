@@ -1,0 +1,55 @@
+"""Tiny flow sets for tests (a real flow stage output, made without running the flow stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from memix.io import flowset
+
+CHANNELS = ["u", "v", "strain"]
+SIZE = 16
+SUBJECTS = 4
+CLIPS_PER_SUBJECT = 5
+CLASSES = ["happiness", "disgust", "surprise"]
+
+
+def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = None) -> Path:
+    """A flow set: 4 subjects x 5 clips, 3 x 16 x 16; the class sets the motion's direction.
+
+    Class 0 moves down, class 1 up, class 2 spreads sideways (flip-invariant, like the others' labels).
+    ``changed_subject`` gets different flow and labels (for the leakage test); everything else is identical.
+    """
+    rng = np.random.default_rng(seed)
+    rows, flows = [], []
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE]
+    blob = np.exp(-((yy - 8) ** 2 + (xx - 8) ** 2) / 20.0)
+    for s in range(SUBJECTS):
+        subject = f"sub{s + 1:02d}"
+        for c in range(CLIPS_PER_SUBJECT):
+            label_id = (s + c) % len(CLASSES)
+            strength = rng.uniform(1.0, 2.0)
+            flow = rng.normal(0, 0.2, size=(3, SIZE, SIZE))
+            if label_id == 2:
+                flow[0] += strength * blob * np.sign(xx - 7.5)
+            else:
+                flow[1] += strength * blob * (1 if label_id == 0 else -1)
+            flow[2] = np.abs(flow[2]) + blob
+            if subject == changed_subject:
+                flow = flow * 7.0 + 3.0
+                label_id = (label_id + 1) % len(CLASSES)
+            rows.append({"clip_id": f"{subject}/EP{c:02d}", "subject": subject, "label": CLASSES[label_id],
+                         "label_id": label_id})
+            flows.append(flow.astype(np.float16))
+    flow = np.stack(flows)
+    index = pd.DataFrame(rows)
+    f64 = flow.astype(np.float64)
+    for i, ch in enumerate(CHANNELS):
+        index[f"sum_{ch}"] = f64[:, i].sum(axis=(1, 2))
+        index[f"sumsq_{ch}"] = (f64[:, i] ** 2).sum(axis=(1, 2))
+    index["n_pixels"] = SIZE * SIZE
+    onset = rng.integers(0, 256, size=(len(index), SIZE, SIZE), dtype=np.uint8)
+    flowset.write(out_dir, index, {"flow": flow, "onset": onset}, {"channels": CHANNELS}, shard_mb=64)
+    return out_dir

@@ -1,0 +1,114 @@
+"""LOSO folds and per-fold normalisation: nothing of the test subject leaks into a fold's training side."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from memix.io import flowset
+from memix.training.folds import fold_stats, make_folds
+
+CHANNELS = ["u", "v", "strain"]
+
+
+def _index_and_flow(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """Five subjects with 1-4 clips each (out of order), flow (N, 3, 8, 8) and its per-clip sums."""
+    rng = np.random.default_rng(seed)
+    subjects = ["s03", "s01", "s02", "s01", "s05", "s04", "s03", "s02", "s01", "s04", "s02", "s01"]
+    n = len(subjects)
+    flow = rng.normal(size=(n, 3, 8, 8)) * rng.uniform(0.5, 3, size=(n, 1, 1, 1)) + rng.normal(size=(n, 3, 1, 1))
+    labels = rng.integers(0, 3, size=n)
+    labels[0] = 4  # id 3 absent everywhere, id 4 only in subject s03
+    index = pd.DataFrame({
+        "clip_id": [f"{s}/c{i}" for i, s in enumerate(subjects)],
+        "subject": subjects,
+        "label": [f"name{k}" for k in labels],
+        "label_id": labels,
+        "n_pixels": 64,
+    })
+    for c, ch in enumerate(CHANNELS):
+        index[f"sum_{ch}"] = flow[:, c].sum(axis=(1, 2))
+        index[f"sumsq_{ch}"] = (flow[:, c] ** 2).sum(axis=(1, 2))
+    return index, flow
+
+
+def test_each_subject_is_the_test_fold_once_in_sorted_order():
+    index, _ = _index_and_flow()
+    folds = make_folds(index)
+    assert [f.subject for f in folds] == ["s01", "s02", "s03", "s04", "s05"]
+    assert [f.index for f in folds] == list(range(5))
+    for f in folds:
+        train_subjects = set(index["subject"].iloc[f.train_rows])
+        assert f.subject not in train_subjects
+        assert set(index["subject"].iloc[f.test_rows]) == {f.subject}
+        assert sorted([*f.train_rows, *f.test_rows]) == list(range(len(index)))
+
+
+def test_fold_stats_are_the_training_rows_pixel_statistics():
+    index, flow = _index_and_flow()
+    for f in make_folds(index):
+        mean, std = fold_stats(index, f, CHANNELS)
+        pixels = flow[f.train_rows].transpose(1, 0, 2, 3).reshape(3, -1)
+        np.testing.assert_allclose(mean, pixels.mean(axis=1), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(std, pixels.std(axis=1), rtol=1e-9)
+
+
+def test_fold_stats_ignore_the_test_subject():
+    index, _ = _index_and_flow()
+    folds = make_folds(index)
+    fold = folds[1]  # s02
+    before = fold_stats(index, fold, CHANNELS)
+
+    changed = index.copy()
+    rows = changed["subject"] == fold.subject
+    for ch in CHANNELS:
+        changed.loc[rows, f"sum_{ch}"] *= 100.0
+        changed.loc[rows, f"sumsq_{ch}"] *= 1e4
+    after = fold_stats(changed, make_folds(changed)[1], CHANNELS)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    # ... while every other fold (which trains on s02) does see the change
+    other = fold_stats(changed, make_folds(changed)[0], CHANNELS)
+    assert not np.allclose(other[0], fold_stats(index, folds[0], CHANNELS)[0])
+
+
+def test_classes_come_from_the_whole_index():
+    index, _ = _index_and_flow()
+    assert flowset.num_classes(index) == 5
+    names = flowset.class_names(index)
+    assert names[4] == "name4" and names[3] == "class_3"
+
+
+def test_read_stats_checks_channels(tmp_path):
+    (tmp_path / "stats.json").write_text(json.dumps({"channels": ["u", "v"]}))
+    assert flowset.read_stats(tmp_path)["channels"] == ["u", "v"]
+    with pytest.raises(FileNotFoundError, match="stats.json"):
+        flowset.read_stats(tmp_path / "nowhere")
+    (tmp_path / "stats.json").write_text(json.dumps({"mean": [0]}))
+    with pytest.raises(ValueError, match="stats.json.*channels"):
+        flowset.read_stats(tmp_path)
+
+
+def test_loso_needs_two_subjects():
+    index, _ = _index_and_flow()
+    with pytest.raises(ValueError, match="at least 2 subjects"):
+        make_folds(index.assign(subject="s01"))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: d.drop(columns=["sumsq_v"]), "lacks column.*sumsq_v"),
+        (lambda d: d.assign(clip_id="same"), "clip_id 'same' appears more than once"),
+        (lambda d: d.assign(label_id=d["label_id"].where(d.index != 2, -1)), "clip 's02/c2'.*label_id"),
+        (lambda d: d.assign(label=d["label"].where(d.index != 2, "other")), "maps to more than one label"),
+    ],
+)
+def test_bad_index_names_the_source_and_field(damage, message):
+    index, _ = _index_and_flow()
+    with pytest.raises(ValueError, match=message) as err:
+        flowset.validate_index(damage(index), CHANNELS, "flow/index.parquet")
+    assert "flow/index.parquet" in str(err.value)
