@@ -2,8 +2,9 @@
 
 The pipeline's stages are the scripts in ``stages/`` (``dvc repro`` runs them); this module holds what a
 user runs by hand: ``memix params`` (validate and print params.yaml with every default), ``memix show flow``
-and ``memix show mix`` (PNGs to look at). The only module of the library with argparse; each handler
-imports what it draws with, so ``memix --help`` stays instant.
+and ``memix show mix`` (PNGs to look at), ``memix predict`` and ``memix export`` (use a model the ``fit`` stage
+trained; they need no params.yaml). The only module of the library with argparse; each handler imports what it
+draws with, so ``memix --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from memix import __version__
+from memix import __version__, log
 from memix.config import MIXING_METHODS, Params, load_params
 from memix.io import paths
 
-Handler = Callable[[argparse.Namespace, Params], None]
+Handler = Callable[[argparse.Namespace, Params | None], None]
 
 
 def _show_flow(args: argparse.Namespace, params: Params) -> None:
@@ -35,6 +36,54 @@ def _show_mix(args: argparse.Namespace, params: Params) -> None:
     out = Path(args.out or f"reports/show_mix_{args.method}.png")
     show.show_mix(params, method=args.method, flow_dir=Path(args.flow), out_path=out, seed=args.seed)
     print(out)
+
+
+def _predict(args: argparse.Namespace, params: Params | None) -> None:
+    from memix.serving import modelfile, predict
+
+    if (args.onset is None) != (args.apex is None):
+        raise ValueError("--onset and --apex go together")
+    if args.onset is None and args.clips is None and args.dataset is None:
+        raise ValueError("give --onset A --apex B, or --clips FOLDER and/or --dataset ROOT")
+    if args.onset is not None and (args.clips is not None or args.dataset is not None):
+        raise ValueError("--onset/--apex score one clip; leave out --clips and --dataset")
+    project = load_params(args.params) if args.dataset is not None or Path(args.params).is_file() else None
+    clips: list[predict.ClipPair] = []
+    if args.onset is not None:
+        clips.append(predict.ClipPair(Path(args.onset).name, Path(args.onset), Path(args.apex)))
+    if args.clips is not None:
+        clips += predict.clips_in_folder(args.clips)
+    if args.dataset is not None:
+        assert project is not None
+        clips += predict.clips_in_dataset(project.dataset.model_copy(update={"root": args.dataset}))
+    names = [c.name for c in clips]
+    if len(set(names)) != len(names):
+        raise ValueError(f"clip name {next(n for n in names if names.count(n) > 1)!r} appears twice in the input")
+    face_model = Path(args.face_model or (project.faces.model if project else paths.FACE_MODEL))
+
+    model_file = modelfile.load(args.model)
+    with predict.Predictor(model_file, face_model, predict.resolve_device(args.device)) as predictor:
+        probs = predictor.predict(clips)
+    table = predict.predictions_frame(clips, probs, model_file.class_names)
+    if args.onset is not None:
+        print(f"predicted: {table['predicted'].iloc[0]}")
+        for k, name in enumerate(model_file.class_names):
+            print(f"  {name:<{max(map(len, model_file.class_names))}}  {probs[0, k]:.4f}")
+        if args.out:
+            print(predict.write_csv(args.out, table))
+        return
+    print(predict.write_csv(args.out or "predictions.csv", table))
+    if "label" in table:
+        hits = int((table["label"] == table["predicted"]).sum())
+        print(f"accuracy against the sheet's labels: {hits / len(table):.3f} ({hits}/{len(table)} clips)")
+
+
+def _export(args: argparse.Namespace, params: Params | None) -> None:
+    from memix.serving import export, modelfile
+
+    model_file = modelfile.load(args.model)
+    out = Path(args.out) if args.out else Path(args.model).with_suffix(".onnx")
+    print(export.export_onnx(model_file, out))
 
 
 def _params(args: argparse.Namespace, params: Params) -> None:
@@ -56,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"memix {__version__}")
     parser.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="count", default=0, help="debug messages and MediaPipe's native log")
+    loud.add_argument("-q", "--quiet", action="count", default=0, help="warnings and errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, handler: Handler | None, help_: str) -> argparse.ArgumentParser:
@@ -67,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     show_sub = show.add_subparsers(dest="what", required=True, metavar="WHAT")
     s = show_sub.add_parser("flow", help="aligned onset, apex, flow colour, magnitude and strain of one clip")
     s.set_defaults(handler=_show_flow)
-    s.add_argument("--clip", required=True, help="clip_id (subject/clip, e.g. sub01/EP01_01 on the synthetic set)")
+    s.add_argument("--clip", required=True, help="clip_id (subject/clip, e.g. sub01/EP10_01 on the synthetic set)")
     s.add_argument("--flow", default=str(paths.FLOW), help="flow stage output (default: %(default)s)")
     s.add_argument("--faces", default=str(paths.FACES), help="faces stage output (default: %(default)s)")
     s.add_argument("--out", help="PNG path (default: reports/show_flow_<clip>.png)")
@@ -79,13 +131,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="PNG path (default: reports/show_mix_<method>.png)")
 
     add("params", _params, "validate params.yaml and print it with every default filled in")
+
+    s = add("predict", _predict, "class probabilities of new clips from a fitted model (models/<method>.pt)")
+    s.set_defaults(needs_params=False)
+    s.add_argument("--model", default=str(paths.model_file("memix")), help="model file (default: %(default)s)")
+    s.add_argument("--onset", help="onset image of one clip (with --apex): prints its class probabilities")
+    s.add_argument("--apex", help="apex image of that clip")
+    s.add_argument("--clips", help="folder of clip folders, each with onset.<ext> and apex.<ext>")
+    s.add_argument("--dataset", metavar="ROOT", help="a dataset folder with its coding sheet, read with params.yaml's "
+                   "dataset settings (adapter, sheet, classes); the CSV gets the sheet's labels")
+    s.add_argument("--out", help="CSV to write (default for --clips/--dataset: predictions.csv)")
+    s.add_argument("--face-model", help="face_landmarker.task the model was fitted with (default: faces.model of "
+                   "params.yaml, else models/face_landmarker.task)")
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")
+    s = add("export", _export, "write a fitted model as an ONNX graph (needs the extra: pip install 'memix[onnx]')")
+    s.set_defaults(needs_params=False)
+    s.add_argument("--model", default=str(paths.model_file("memix")), help="model file (default: %(default)s)")
+    s.add_argument("--format", choices=["onnx"], default="onnx", help="default: %(default)s")
+    s.add_argument("--out", help="output file (default: the model file with suffix .onnx)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log.configure(args.verbose - args.quiet)
     try:
-        params = load_params(args.params)
+        params = load_params(args.params) if getattr(args, "needs_params", True) else None
         args.handler(args, params)
     except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
         if os.environ.get("MEMIX_DEBUG"):

@@ -6,11 +6,13 @@ type or one out of range fails before any work starts, with an error naming the 
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+import difflib
+import typing
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from memix.io import paths
 
@@ -24,30 +26,128 @@ class _Section(BaseModel):
 
 
 # --------------------------------------------------------------------------------------- dataset
-class ClipPatch(_Section):
-    """One coding-sheet correction, keyed by (Subject, Filename) as the sheet spells them, never by row."""
+DatasetName = Literal["casme2", "samm", "smic", "casme3", "mmew"]
+DATASET_NAMES: tuple[str, ...] = ("casme2", "samm", "smic", "casme3", "mmew")
+COMPOSITE = "composite"
 
+
+class ClipPatch(_Section):
+    """One coding-sheet correction, keyed by (Subject, Filename) as the sheet spells them, never by row.
+
+    ``onset`` (the sheet's onset before any patch) picks one of several MEs sharing a Filename (CAS(ME)^3);
+    ``source`` names the dataset of a composite the patch belongs to.
+    """
+
+    source: DatasetName | None = None
     subject: str | int
     filename: str
+    onset: int | None = None
     field: Literal["onset", "apex", "offset", "emotion", "action_units"]
     value: int | str
 
 
-class DatasetParams(_Section):
-    """Which dataset the pipeline ingests and how its coding sheet is read."""
+class ClipExclusion(_Section):
+    """A clip left out by key, e.g. one a published sample list does not hold; reported with ``reason``."""
 
-    name: Literal["casme2", "samm"] = "casme2"
+    source: DatasetName | None = None
+    subject: str | int
+    filename: str
+    onset: int | None = None
+    reason: str = Field(..., min_length=1)
+
+
+class SourceParams(_Section):
+    """One dataset of a composite: its adapter, its folder (relative to ``dataset.root``) and its coding sheet."""
+
+    name: DatasetName
+    root: str
+    sheet: str | None = Field(None, description="coding sheet relative to this source's root; null = its one .xlsx")
+    camera: Literal["hs", "vis", "nir"] | None = Field(None, description="smic only: hs | vis | nir; null = hs")
+
+    @model_validator(mode="after")
+    def _camera(self) -> SourceParams:
+        if self.camera is not None and self.name != "smic":
+            raise ValueError(f"camera is a smic setting; {self.name} has none (leave it null)")
+        return self
+
+
+def _inside(path: str) -> bool:
+    """A relative path that stays inside its parent folder (no absolute path, no '..')."""
+    pure = PurePosixPath(path.replace("\\", "/"))
+    return bool(path) and not pure.is_absolute() and ".." not in pure.parts and not PureWindowsPath(path).drive
+
+
+class DatasetParams(_Section):
+    """Which dataset (or composite of datasets) the pipeline ingests and how coding sheets are read.
+
+    One dataset: ``name``, ``root`` and ``sheet``. A composite: ``name: composite`` and ``sources``, each source's
+    root a folder inside ``root``, so DVC's one dependency on ``root`` covers every source (and nothing else
+    if ``root`` holds only them). Subject ids of a composite are namespaced by source (``casme2/sub01``).
+    """
+
+    name: DatasetName | Literal["composite"] = "casme2"
     root: str = "data/raw/synthetic"
     sheet: str | None = Field(None, description="coding sheet path relative to root; null = the one .xlsx in root")
-    classes: Literal["5class", "3class"] = "5class"
+    camera: Literal["hs", "vis", "nir"] | None = Field(None, description="smic only: hs | vis | nir; null = hs")
+    sources: list[SourceParams] = Field([], description="name: composite only: the datasets merged, in order")
+    classes: Literal["5class", "3class", "megc3", "7class"] = "5class"
     on_bad_apex: Literal["patch", "drop"] = "patch"
+    on_bad_frame: Literal["error", "skip"] = Field(
+        "error", description="a truncated or undecodable frame: stop naming it, or leave its clip out and report it"
+    )
     patches: list[ClipPatch] = Field([], description="sheet corrections applied before validation, each reported")
+    exclude: list[ClipExclusion] = Field([], description="clips left out by key (a published sample list), reported")
+
+    @model_validator(mode="after")
+    def _sources(self) -> DatasetParams:
+        if self.name == COMPOSITE:
+            if not self.sources:
+                raise ValueError("name: composite needs a non-empty sources list")
+            if self.sheet is not None or self.camera is not None:
+                raise ValueError("a composite sets sheet and camera per source (dataset.sources), not here")
+            names = [s.name for s in self.sources]
+            if len(set(names)) != len(names):
+                raise ValueError(f"sources must name each dataset once, got {names}")
+            for i, source in enumerate(self.sources):
+                if not _inside(source.root):
+                    raise ValueError(
+                        f"sources[{i}].root {source.root!r} must be a folder inside dataset.root (relative, no '..'), "
+                        "so that the ingest stage's dependency on dataset.root covers it"
+                    )
+        else:
+            if self.sources:
+                raise ValueError(f"sources are for name: composite (name is {self.name!r})")
+            if self.camera is not None and self.name != "smic":
+                raise ValueError(f"camera is a smic setting; {self.name} has none (leave it null)")
+        names = self.source_names()
+        for kind, entries in (("patches", self.patches), ("exclude", self.exclude)):
+            for i, entry in enumerate(entries):
+                if entry.source is None and len(names) > 1:
+                    raise ValueError(f"{kind}[{i}]: a composite needs the entry's source (one of {names})")
+                if entry.source is not None and entry.source not in names:
+                    raise ValueError(f"{kind}[{i}]: source {entry.source!r} is not ingested (have {names})")
+        return self
+
+    def source_names(self) -> list[str]:
+        return [s.name for s in self.sources] if self.name == COMPOSITE else [self.name]
+
+    def source_list(self) -> list[SourceParams]:
+        """The datasets to ingest: the composite's sources, or the one dataset (its root is ``root`` itself)."""
+        if self.name == COMPOSITE:
+            return list(self.sources)
+        return [SourceParams(name=self.name, root=".", sheet=self.sheet, camera=self.camera)]
 
 
 # ----------------------------------------------------------------------------------------- synth
-class SynthParams(_Section):
-    """The generated CASME II-shaped dataset (see memix.synth)."""
+SynthLayout = Literal["casme2", "samm", "smic", "casme3", "mmew"]
 
+
+class SynthParams(_Section):
+    """The generated dataset (see memix.synth): CASME II's layout by default, or any adapter's, or several."""
+
+    layout: SynthLayout | list[SynthLayout] = Field(
+        "casme2", description="one layout written at the output folder, or a list: one sub-folder per layout"
+    )
     seed: int = 0
     subjects: int = Field(12, ge=2, le=99)
     clips: int = Field(144, ge=5)
@@ -72,6 +172,8 @@ class SynthParams(_Section):
 
     @model_validator(mode="after")
     def _ranges(self) -> SynthParams:
+        if isinstance(self.layout, list) and (not self.layout or len(set(self.layout)) != len(self.layout)):
+            raise ValueError("layout must be a name or a non-empty list of names without repeats")
         if self.frames_min > self.frames_max:
             raise ValueError("frames_min must be <= frames_max")
         if self.apex_px_min > self.apex_px_max:
@@ -144,6 +246,10 @@ class FlowParams(_Section):
     workers: int = Field(0, ge=0, description="process pool size; 0 = CPU count")
     shard_mb: float = Field(64.0, gt=0.0)
     montage_per_class: int = Field(3, ge=1)
+    outlier_factor: float = Field(
+        8.0, gt=1.0, description="a clip whose largest flow magnitude exceeds this times the median clip's is listed"
+    )
+    on_outlier: Literal["keep", "drop"] = Field("keep", description="listed clips (outliers, no motion): keep or drop")
     tvl1: TVL1Params = TVL1Params()
     farneback: FarnebackParams = FarnebackParams()
     dis: DISParams = DISParams()
@@ -191,9 +297,19 @@ class TrainParams(_Section):
     eval_every: int = Field(1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int = Field(
-        1, ge=0, description="torch CPU threads per fold (fixed, so results do not depend on workers); 0 = default"
+        1, ge=0, description="torch CPU threads per training process (fixed, so results do not depend on workers)"
     )
-    workers: int = Field(0, ge=0, description="folds trained at once in CPU processes; 0 = one per core")
+    workers: int = Field(0, ge=0, description="CPU processes training fold groups at once; 0 = one per core")
+    fold_batch: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="LOSO units (seed x fold) trained in one step; auto = what fits the device"
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: this machine's CPU processes or every visible GPU; ray: Ray tasks (RAY_ADDRESS)"
+    )
+    ray_gpus: float = Field(0.0, ge=0.0, description="GPUs per Ray task (0 = CPU tasks)")
+    compile: Literal[False, "default", "reduce-overhead"] = Field(
+        False, description="torch.compile the grouped model; reduce-overhead captures CUDA graphs"
+    )
     augment: AugmentParams = AugmentParams()
 
 
@@ -250,7 +366,7 @@ class MixingParams(_Section):
     the method's display name. Method ``m``'s code is ``memix/mixing/<m>_mixer.py``.
     """
 
-    none: NoneMix = Field(NoneMix(), title="baseline")
+    none: NoneMix = Field(NoneMix(), title="No mixing")
     mixup: MixupMix = Field(MixupMix(), title="Mixup")
     cutmix: CutmixMix = Field(CutmixMix(), title="CutMix")
     manifold_mixup: ManifoldMix = Field(ManifoldMix(), title="Manifold Mixup")
@@ -272,13 +388,29 @@ def method_title(method: str) -> str:
 
 # -------------------------------------------------------------------------------- eval / compare
 class EvalParams(_Section):
+    """Which epoch-selection rules each method's evaluation reports (``oracle`` = test-set selection)."""
+
     rules: list[Literal["last", "oracle"]] = ["last", "oracle"]
 
 
 class CompareParams(_Section):
+    """The comparison table: which methods and seeds, the baseline, and its paired bootstrap over subjects."""
+
     methods: list[Literal[MIXING_METHODS]] = list(MIXING_METHODS)  # type: ignore[valid-type]
     seeds: list[int] = [0, 1, 2]
     baseline: Literal[MIXING_METHODS] = "none"  # type: ignore[valid-type]
+    bootstrap_resamples: int = Field(2000, ge=100, description="subject resamples of the paired bootstrap")
+    bootstrap_seed: int = Field(0, ge=0, description="seed of the resamples (the same for every method)")
+
+    @field_validator("methods", "seeds", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if isinstance(value, (str, int)):
+            raise ValueError(
+                f"must be a list, e.g. [{value}]: dvc.yaml's train and evaluate stages loop over it (with a single "
+                "value DVC itself fails first, with \"'Value' object is not iterable\")"
+            )
+        return value
 
     @model_validator(mode="after")
     def _non_empty(self) -> CompareParams:
@@ -286,6 +418,19 @@ class CompareParams(_Section):
             raise ValueError("methods and seeds must not be empty")
         if len(set(self.methods)) != len(self.methods) or len(set(self.seeds)) != len(self.seeds):
             raise ValueError("methods and seeds must not repeat")
+        return self
+
+
+class FitParams(_Section):
+    """The model kept for prediction (stage ``fit``): trained on every subject with the train/model/mixing params."""
+
+    methods: list[Literal[MIXING_METHODS]] = ["memix"]  # type: ignore[valid-type]
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _unique(self) -> FitParams:
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods must be a non-empty list without repeats")
         return self
 
 
@@ -301,22 +446,42 @@ class Params(_Section):
     mixing: MixingParams = MixingParams()
     eval: EvalParams = EvalParams()
     compare: CompareParams = CompareParams()
+    fit: FitParams = FitParams()
 
 
-def error_lines(err: ValidationError) -> list[str]:
-    """One ``dotted.key: problem (got value)`` line per validation error, the form every params error uses."""
+def error_lines(err: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """One ``dotted.key: problem (got value)`` line per validation error, the form every params error uses.
+
+    With the ``model`` validated, an unknown key also gets the closest valid name and the valid names.
+    """
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
-            lines.append(f"{key}: unknown key")
+            lines.append(f"{key}: unknown key{_valid_keys_hint(model, e['loc'])}")
         else:
             lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return lines
 
 
+def _valid_keys_hint(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
+    """`` (did you mean train?; valid keys: ...)`` for an unknown key at ``loc`` of ``model``, if it can tell."""
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        candidates = [field.annotation, *typing.get_args(field.annotation)] if field is not None else []
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if model is None:
+        return ""
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    guess = f"did you mean {close[0]}? " if close else ""
+    return f" ({guess}valid keys: {', '.join(names)})"
+
+
 def _format_errors(path: Path, err: ValidationError) -> str:
-    return "\n".join([f"{path}: invalid params", *(f"  {line}" for line in error_lines(err))])
+    return "\n".join([f"{path}: invalid params", *(f"  {line}" for line in error_lines(err, Params))])
 
 
 def parse_params(data: dict[str, Any] | None, path: str | Path = "params.yaml") -> Params:
@@ -338,10 +503,39 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader that refuses duplicate keys
+    except DuplicateKeyError as err:
+        raise ParamsError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
     return parse_params(data, path)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that names a key twice: PyYAML would keep the last silently, DVC refuses the file."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys, as DVC's YAML parser does."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise DuplicateKeyError(
+                f"line {line}: duplicate key {key!r} (first on line {seen[key]}); a key may appear once per "
+                "section (YAML would keep the last value silently, and DVC refuses the file)"
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
 def dump_params(params: Params) -> dict[str, Any]:

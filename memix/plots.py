@@ -1,4 +1,4 @@
-"""PNG helpers every figure of the project uses: flow colouring, the flow montage, a confusion matrix, saving.
+"""PNG helpers every figure of the project uses: flow colouring, the flow montage, confusion matrices, saving.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot state, no display) and
 saved without the software/version metadata, so equal data gives equal PNG bytes.
@@ -108,23 +108,36 @@ def _figure(nrows: int, ncols: int) -> Figure:
     return fig
 
 
-def confusion_png(cm: np.ndarray, names: list[str], title: str) -> bytes:
-    """The count matrix as a PNG, without pyplot state and without version metadata (stable bytes)."""
+def confusion_grid_png(panels: Sequence[tuple[str, np.ndarray]], names: list[str], title: str, ncols: int) -> bytes:
+    """Count matrices (panel title, K x K counts), ``ncols`` per row, as one PNG without pyplot state and
+    without version metadata (stable bytes)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(1.2 + 0.8 * len(names), 1.0 + 0.7 * len(names)), dpi=100)
-    ax = fig.add_subplot()
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right")
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title(title, fontsize=9)
-    top = cm.max() if cm.size else 0
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > top / 2 else "black")
-    fig.tight_layout()
+    if not panels:
+        raise ValueError(f"{title}: no confusion matrices to draw")
+    nrows = -(-len(panels) // ncols)
+    cell, left, bottom, top = 0.45 * len(names), 1.1, 0.9, 0.6  # inches: the matrix, tick labels, titles
+    width, height = ncols * (cell + left + 0.2), nrows * (cell + bottom + top) + 0.35
+    fig = Figure(figsize=(width, height), dpi=90)
+    # fixed margins: constrained layout would double the drawing time for cells that are all alike
+    fig.subplots_adjust(left=left / width, right=1 - 0.2 / width, bottom=bottom / height,
+                        top=1 - (top + 0.35) / height, wspace=(left + 0.2) / cell, hspace=(bottom + top) / cell)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (name, cm) in zip(axes.flat, panels, strict=False):
+        ax.imshow(cm, cmap="Blues", vmin=0)
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_ylabel("actual", fontsize=8)
+        ax.set_title(name, fontsize=8)
+        top = cm.max() if cm.size else 0
+        for i in range(cm.shape[0]):
+            for j in range(cm.shape[1]):
+                colour = "white" if cm[i, j] > top / 2 else "black"
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", color=colour, fontsize=7)
+    fig.suptitle(title, fontsize=9)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()

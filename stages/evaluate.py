@@ -1,29 +1,40 @@
-"""DVC stage `evaluate`: pooled LOSO metrics of one (method, seed) for the last and oracle rules -> reports/eval."""
+"""DVC stage `evaluate@<method>`: pooled LOSO metrics of one method over all its seeds -> reports/eval/<method>/."""
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import _common
 
-from memix.config import MIXING_METHODS, load_params
+from memix.config import MIXING_METHODS, load_params, method_title
 from memix.evaluation import evaluate
-from memix.io import paths
+from memix.io import atomic, paths
+
+log = logging.getLogger("memix.stages.evaluate")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _common.parser("evaluate", "Pooled LOSO metrics (accuracy, F1/UF1, UAR) for the last and oracle rules.")
+    p = _common.parser("evaluate", "Pooled LOSO Acc, UF1, UAR per seed and over seeds, last and oracle rules.")
     p.add_argument("--method", choices=MIXING_METHODS, default="none", help="mixing method (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
-    p.add_argument("--train-dir", help="train output folder (default: data/train/<method>/seed<seed>)")
-    p.add_argument("--out", help="output folder (default: reports/eval/<method>/seed<seed>)")
+    p.add_argument("--train-dir", help="train output folder (default: data/train/<method>)")
+    p.add_argument("--out", help="output folder (default: reports/eval/<method>)")
     args = p.parse_args(argv)
 
     def body() -> None:
-        src = Path(args.train_dir) if args.train_dir else paths.train_dir(args.method, args.seed)
-        out = Path(args.out) if args.out else paths.eval_dir(args.method, args.seed)
-        evaluate.run(load_params(args.params).eval, train_dir=src, out_dir=out)
+        src = Path(args.train_dir) if args.train_dir else paths.train_dir(args.method)
+        out = Path(args.out) if args.out else paths.eval_dir(args.method)
+        atomic.remove_stale_temps(out)
+        content = evaluate.run(load_params(args.params).eval, args.method, train_dir=src, out_dir=out)
+        rule = "last" if "last" in content["mean"] else next(iter(content["mean"]))
+        mean = content["mean"][rule]
+        log.info(
+            "evaluate %s (%s epoch, seeds %s, %d clips): Acc %.2f %% ± %.2f, UF1 %.4f ± %.4f, UAR %.4f ± %.4f",
+            method_title(args.method), rule, ",".join(map(str, content["seeds"])), content["n_clips"],
+            mean["accuracy"]["mean"] * 100, mean["accuracy"]["std"] * 100, mean["uf1"]["mean"], mean["uf1"]["std"],
+            mean["uar"]["mean"], mean["uar"]["std"],
+        )
 
     return _common.run("evaluate", body)
 

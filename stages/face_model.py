@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import _common
 
 from memix.config import load_params
+from memix.io import atomic
 from memix.preprocess import facemodel
+
+log = logging.getLogger("memix.stages.face_model")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> None:
         params = load_params(args.params)
         out = Path(args.out or params.faces.model)
+        atomic.remove_stale_temps(out)
         facemodel.ensure(out, user_path=args.source or params.faces.model_source)
-        print(f"face model ready: {out} (sha256 {facemodel.SHA256[:12]}...)")
+        log.info("face_model: %s ready (sha256 %s...)", out, facemodel.SHA256[:12])
 
     return _common.run("face_model", body)
 

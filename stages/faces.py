@@ -8,7 +8,7 @@ from pathlib import Path
 import _common
 
 from memix.config import load_params
-from memix.io import paths
+from memix.io import atomic, paths
 from memix.preprocess import faces
 
 
@@ -20,12 +20,14 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         params = load_params(args.params)
+        atomic.remove_stale_temps(args.out)
         faces.run(
             params.faces,
             clips_path=Path(args.clips),
             dataset_root=Path(params.dataset.root),
             model_path=Path(params.faces.model),
             out_dir=Path(args.out),
+            on_bad_frame=params.dataset.on_bad_frame,
         )
 
     return _common.run("faces", body)

@@ -8,7 +8,7 @@ from pathlib import Path
 import _common
 
 from memix.config import load_params
-from memix.io import paths
+from memix.io import atomic, paths
 from memix.preprocess import flow
 
 
@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         params = load_params(args.params)
+        atomic.remove_stale_temps(args.out, args.montage)
         flow.run(params.flow, faces_dir=Path(args.faces), out_dir=Path(args.out), montage_path=Path(args.montage))
 
     return _common.run("flow", body)

@@ -9,7 +9,7 @@ import _common
 
 from memix.config import load_params
 from memix.datasets import ingest
-from memix.io import paths
+from memix.io import atomic, paths
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,7 +18,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     def body() -> None:
-        ingest.run(load_params(args.params).dataset, out_dir=Path(args.out))
+        params = load_params(args.params)
+        out = Path(args.out)
+        atomic.remove_stale_temps(out / ingest.CLIPS_FILE, out / ingest.REPORT_FILE)
+        ingest.run(params.dataset, out_dir=out)
 
     return _common.run("ingest", body)
 

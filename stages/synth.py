@@ -1,4 +1,4 @@
-"""DVC stage `synth`: generate the synthetic CASME II-shaped dataset (frames + coding sheet) -> data/raw/synthetic."""
+"""DVC stage `synth`: generate the synthetic dataset (frames + sheet, in `synth.layout`) -> data/raw/synthetic."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import _common
 
 from memix.config import load_params
-from memix.io import paths
+from memix.io import atomic, paths
 from memix.synth.build import generate
 
 
@@ -19,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         params = load_params(args.params)
+        atomic.remove_stale_temps(args.out)
         generate(params.synth, Path(args.out), model_path=Path(params.faces.model))
 
     return _common.run("synth", body)

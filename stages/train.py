@@ -1,4 +1,4 @@
-"""DVC stage `train`: leave-one-subject-out training of one mixing method with one seed -> data/train/<m>/seed<N>."""
+"""DVC stage `train`: leave-one-subject-out training of one mixing method, every seed -> data/train/<method>/."""
 
 from __future__ import annotations
 
@@ -8,23 +8,28 @@ from pathlib import Path
 import _common
 
 from memix.config import MIXING_METHODS, load_params
-from memix.io import paths
+from memix.io import atomic, paths
 from memix.training import run
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = _common.parser("train", "LOSO-train one mixing method with one seed; resumes from its checkpoints.")
+    p = _common.parser(
+        "train",
+        "LOSO-train one mixing method for every seed in compare.seeds, folds batched (train.fold_batch) and spread "
+        "over CPU processes, GPUs or Ray (train.executor); resumes from its checkpoints after an interruption.",
+    )
     p.add_argument("--method", choices=MIXING_METHODS, default="none", help="mixing method (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="training seed (default: %(default)s)")
+    p.add_argument("--seeds", type=int, nargs="+", help="training seeds (default: compare.seeds)")
     p.add_argument("--flow", default=str(paths.FLOW), help="flow stage output (default: %(default)s)")
-    p.add_argument("--out", help="output folder (default: data/train/<method>/seed<seed>)")
-    p.add_argument("--restart", action="store_true", help="ignore checkpoints and start from the first fold")
+    p.add_argument("--out", help="output folder (default: data/train/<method>)")
+    p.add_argument("--restart", action="store_true", help="ignore checkpoints and start from the first epoch")
     args = p.parse_args(argv)
 
     def body() -> None:
-        out = Path(args.out) if args.out else paths.train_dir(args.method, args.seed)
+        out = Path(args.out) if args.out else paths.train_dir(args.method)
+        atomic.remove_stale_temps(*(out / name for name in run.OUTPUTS))
         run.run(
-            load_params(args.params), method=args.method, seed=args.seed, flow_dir=Path(args.flow), out_dir=out,
+            load_params(args.params), method=args.method, flow_dir=Path(args.flow), out_dir=out, seeds=args.seeds,
             resume=not args.restart,
         )
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: the verified face model (fetched once per machine) and small synthetic data."""
+"""Shared fixtures: the verified face model (fetched once per machine), small synthetic data and a tiny DVC project."""
 
 from __future__ import annotations
 
@@ -40,3 +40,35 @@ def tiny_synth_root(tmp_path_factory: pytest.TempPathFactory, tiny_synth_params,
     root = tmp_path_factory.mktemp("synth") / "synthetic"
     generate(tiny_synth_params, root, face_model_path)
     return root
+
+
+# Every adapter's layout at once (memix.synth.layouts), one folder each, for the datasets' end-to-end tests.
+TINY_LAYOUTS = {**TINY_SYNTH, "frames_min": 6, "frames_max": 8, "layout": ["casme2", "samm", "smic", "casme3", "mmew"]}
+
+
+@pytest.fixture(scope="session")
+def tiny_layouts_params():
+    from memix.config import SynthParams
+
+    return SynthParams(**TINY_LAYOUTS)
+
+
+@pytest.fixture(scope="session")
+def tiny_layouts_root(tmp_path_factory: pytest.TempPathFactory, tiny_layouts_params, face_model_path: Path) -> Path:
+    """``<root>/<layout>/`` for each layout of TINY_LAYOUTS; read-only."""
+    from memix.synth.build import generate
+
+    root = tmp_path_factory.mktemp("layouts") / "synthetic"
+    generate(tiny_layouts_params, root, face_model_path)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_project(tmp_path_factory: pytest.TempPathFactory, face_model_path: Path) -> Path:
+    """The repository's pipeline reproduced once on tiny params, committed (``tests/dvcproject.py``).
+
+    Shared by the tests that run DVC for real; a test that changes it puts it back, or works on a copy.
+    """
+    import dvcproject
+
+    return dvcproject.build(tmp_path_factory.mktemp("tiny-project"), face_model_path)

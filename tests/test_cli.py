@@ -9,7 +9,7 @@ import pytest
 from memix import __version__
 from memix.cli import build_parser, main
 
-SUBCOMMANDS = ["show", "params"]
+SUBCOMMANDS = ["show", "params", "predict", "export"]
 
 
 def test_help_lists_every_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
@@ -28,7 +28,7 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert capsys.readouterr().out.strip() == f"memix {__version__}"
 
 
-@pytest.mark.parametrize("argv", [["params"], ["show", "flow"], ["show", "mix"]])
+@pytest.mark.parametrize("argv", [["params"], ["show", "flow"], ["show", "mix"], ["predict"], ["export"]])
 def test_each_subcommand_has_its_own_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         build_parser().parse_args([*argv, "--help"])

@@ -37,6 +37,8 @@ def _write(tmp_path: Path, text: str) -> Path:
         ("nonsense: 1\n", "nonsense: unknown key"),
         ("synth: {frames_min: 40, frames_max: 20}\n", "frames_min must be <= frames_max"),
         ("compare: {methods: [memix, memix]}\n", "must not repeat"),
+        ("fit: {methods: [memix, memix]}\n", "without repeats"),
+        ("fit: {methods: [mixpu]}\n", "fit.methods.0"),
     ],
 )
 def test_bad_values_name_the_key_and_the_file(tmp_path: Path, text: str, expected: str) -> None:
@@ -70,3 +72,42 @@ def test_paper_preset_is_valid_and_holds_the_published_settings() -> None:
     assert (paper.flow.method, paper.flow.size, paper.faces.size) == ("farneback", 224, 224)
     assert (paper.mixing.memix.alpha_k, paper.mixing.memix.k_offset) == (2.0, 14)
     assert paper.dataset.name == "casme2" and paper.dataset.classes == "5class"
+
+
+def test_duplicate_keys_are_refused_as_dvc_refuses_them(tmp_path: Path) -> None:
+    path = _write(tmp_path, "train:\n  epochs: 3\n  lr: 0.1\n  epochs: 30\n")
+    with pytest.raises(ParamsError, match=r"line 4: duplicate key 'epochs' \(first on line 2\)"):
+        load_params(path)
+    path = _write(tmp_path, "flow: {size: 16}\ntrain: {epochs: 2}\nflow: {size: 32}\n")
+    with pytest.raises(ParamsError, match=rf"{path}: line 3: duplicate key 'flow'"):
+        load_params(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trian: {epochs: 30}\n", "trian: unknown key (did you mean train? valid keys: dataset, synth"),
+        ("train: {epoks: 30}\n", "train.epoks: unknown key (did you mean epochs?"),
+        ("compare: {methods: [none, mixpu]}\n", "'cutmix', 'manifold_mixup', 'transmix', 'remix'"),
+        ("compare: {methods: none}\n", "compare.methods: Value error, must be a list, e.g. [none]"),
+    ],
+)
+def test_mistakes_name_the_key_and_the_valid_values(tmp_path: Path, text: str, expected: str) -> None:
+    with pytest.raises(ParamsError) as info:
+        load_params(_write(tmp_path, text))
+    assert expected in str(info.value)
+
+
+def test_megc_preset_is_params_yaml_with_a_composite_of_synthetic_layouts() -> None:
+    megc = load_params(REPO / "params.megc.yaml")
+    raw = yaml.safe_load((REPO / "params.megc.yaml").read_text())
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    dumped = dump_params(megc)
+    assert raw["dataset"] == dumped["dataset"] and raw["synth"] == dumped["synth"]  # every key spelled out
+    others = set(base) - {"dataset", "synth"}
+    assert {k: raw[k] for k in others} == {k: base[k] for k in others} and set(raw) == set(base)
+    assert {**raw["synth"], "layout": base["synth"]["layout"]} == base["synth"]
+    assert (megc.dataset.name, megc.dataset.classes, megc.dataset.root) == ("composite", "megc3", "data/raw/synthetic")
+    # each source reads the folder the synth stage writes for its layout
+    assert [(s.name, s.root) for s in megc.dataset.sources] == [(n, n) for n in megc.synth.layout]
+    assert megc.synth.layout == ["casme2", "samm", "smic"]

@@ -30,6 +30,7 @@ def stage(tmp_path_factory) -> tuple[Path, Path]:
             "subject": ["s1", "s1", "s2"],
             "label": ["happiness", "surprise", "happiness"],
             "label_id": [0, 1, 0],
+            "dataset": ["casme2"] * 3,
         }
     )
     shards.write(root / "faces", index, {"onset": np.stack([onset] * 3), "apex": np.stack([apex] * 3)}, shard_mb=1)

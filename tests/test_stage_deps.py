@@ -113,7 +113,7 @@ STAGES = _stages()
 @pytest.mark.parametrize(("name", "stage", "item"), STAGES, ids=[s[0] for s in STAGES])
 def test_stage_deps_cover_every_module_the_stage_imports(name: str, stage: dict, item: dict[str, str]) -> None:
     script = REPO / stage["cmd"].split()[1]
-    extra = (module_name(item["method"]),) if name.startswith("train@") else ()
+    extra = (module_name(item["method"]),) if name.startswith(("train@", "fit@")) else ()
     closure = import_closure(script, extra)
     deps = _deps(stage, item)
     missing = sorted(str(p.relative_to(REPO)) for p in closure if not _covered(p, deps))
@@ -121,13 +121,14 @@ def test_stage_deps_cover_every_module_the_stage_imports(name: str, stage: dict,
 
 
 @pytest.mark.parametrize("method", MIXING_METHODS)
-def test_a_methods_train_stage_depends_on_no_other_methods_module(method: str) -> None:
-    (_, stage, item), = [s for s in STAGES if s[0] == f"train@{method}"]
+@pytest.mark.parametrize("kind", ["train", "fit"])
+def test_a_methods_train_stage_depends_on_no_other_methods_module(kind: str, method: str) -> None:
+    (_, stage, item), = [s for s in STAGES if s[0] == f"{kind}@{method}"]
     deps = _deps(stage, item)
     others = [m for m in MIXING_METHODS if m != method]
     for other in others:
         module = REPO / (module_name(other).replace(".", "/") + ".py")
-        assert not _covered(module, deps), f"train@{method} would rerun when {module.name} changes"
+        assert not _covered(module, deps), f"{kind}@{method} would rerun when {module.name} changes"
 
 
 def test_the_closure_follows_imports_transitively(tmp_path: Path) -> None:

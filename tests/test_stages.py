@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +45,44 @@ def test_a_bad_params_file_is_one_line_naming_the_stage_and_key(tmp_path: Path) 
     assert proc.returncode == 1
     assert proc.stderr.startswith("stage compare: error:") and str(bad) in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_stage_runs_the_memix_of_its_own_checkout(tmp_path: Path) -> None:
+    """DVC hashes the checkout's memix as the stage's deps, and `dvc exp run --temp` runs stages in a copy: the copy's
+    code must be what runs, not the package the environment's (editable) install points at."""
+    copy = tmp_path / "copy"
+    for name in ("stages", "memix"):
+        shutil.copytree(REPO / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    config = copy / "memix" / "config.py"
+    config.write_text(config.read_text().replace(
+        "def load_params(", "def load_params(*_a, **_k):\n    raise ValueError('copy of memix ran')\n\n\ndef _old(", 1
+    ))
+    proc = subprocess.run(
+        [sys.executable, "stages/compare.py"], cwd=copy, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 1 and "copy of memix ran" in proc.stderr, proc.stderr
+
+
+def test_stages_pin_the_cpu_code_paths_on_x86() -> None:
+    sys.path.insert(0, str(REPO / "stages"))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(REPO / "stages"))
+    saved = dict(os.environ)
+    try:
+        for key in (*_common.AVX2_CAPS, *_common.AVX512_OFF, "MEMIX_NATIVE_CPU"):
+            os.environ.pop(key, None)
+        assert _common.pin_cpu_code_paths("flags\t: fpu sse2 avx avx2 fma\n") == _common.AVX2_CAPS
+        for key in _common.AVX2_CAPS:
+            os.environ.pop(key)
+        chosen = _common.pin_cpu_code_paths("flags\t: sse2 avx2 avx512f avx512bw\n")
+        assert chosen == {**_common.AVX2_CAPS, **_common.AVX512_OFF}
+        for key in chosen:
+            os.environ.pop(key)
+        assert _common.pin_cpu_code_paths("flags\t: sse2 sse4_2\n") == {}  # nothing to cap without AVX2
+        os.environ["MKL_CBWR"] = "COMPATIBLE"  # a user's own choice wins
+        assert "MKL_CBWR" not in _common.pin_cpu_code_paths("flags\t: avx2\n")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)

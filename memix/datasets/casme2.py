@@ -6,9 +6,10 @@ Subjects are canonical ``sub01``; on disk either ``sub01`` or a bare ``01``/``1`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from memix.datasets.adapter import Adapter, subject_number
+from memix.datasets.adapter import Adapter, existing_dir, subject_folder, subject_number
 
 
 def canonical_subject(value: Any) -> str:
@@ -20,4 +21,13 @@ def subject_dirs(subject: str) -> list[str]:
     return list(dict.fromkeys([f"sub{number:02d}", f"{number:02d}", str(number)]))
 
 
-ADAPTER = Adapter(name="casme2", canonical_subject=canonical_subject, subject_dirs=subject_dirs)
+def clip_dir(root: Path, subject: str, filename: str) -> Path:
+    return existing_dir(subject_folder(root, subject_dirs(subject), subject) / filename)
+
+
+ADAPTER = Adapter(
+    name="casme2",
+    canonical_subject=canonical_subject,
+    clip_dir=clip_dir,
+    layout="subNN/<Filename>/img{N}.jpg",
+)

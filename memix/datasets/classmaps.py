@@ -1,6 +1,8 @@
 """Emotion -> class maps per dataset and task; the label order is part of the contract (label_id).
 
-CASME II 5-class follows the MEMix code's order; the 3-class maps are MEGC 2019's composite classes.
+CASME II 5-class follows the MEMix code's order; the 3-class maps are MEGC 2019's composite classes
+(``megc3`` is the same task under the composite protocol's name), extended in the same spirit to CAS(ME)^3
+and MMEW (negative = their negative emotions, others left out). ``7class`` is CAS(ME)^3's and MMEW's own list.
 Emotions a dataset knows but a task leaves out (CASME II fear/sadness in 5-class) are dropped and reported
 as excluded; anything else is reported as unknown, so a typo in a sheet is never silently a class.
 """
@@ -27,13 +29,22 @@ class ClassMap:
 
 CASME2_EMOTIONS = frozenset({"happiness", "repression", "disgust", "surprise", "others", "fear", "sadness"})
 SAMM_EMOTIONS = frozenset({"anger", "contempt", "happiness", "surprise", "other", "disgust", "fear", "sadness"})
+SMIC_EMOTIONS = frozenset({"negative", "positive", "surprise"})
+SEVEN = ("anger", "disgust", "fear", "happiness", "sadness", "surprise", "others")
+CASME3_EMOTIONS = MMEW_EMOTIONS = frozenset(SEVEN)
 
 # spelling variants seen across releases, applied after lower-casing and trimming
+_COMMON = {"happy": "happiness", "surprised": "surprise", "sad": "sadness", "angry": "anger"}
 ALIASES: dict[str, dict[str, str]] = {
     "casme2": {"other": "others", "happy": "happiness", "surprised": "surprise", "sad": "sadness"},
     "samm": {"others": "other", "happy": "happiness", "surprised": "surprise", "sad": "sadness"},
+    "smic": {"po": "positive", "ne": "negative", "sur": "surprise", "surprised": "surprise"},
+    "casme3": {**_COMMON, "other": "others"},
+    "mmew": {**_COMMON, "other": "others"},
 }
-
+# task names that are another task's map under a protocol's name
+TASK_ALIASES = {"megc3": "3class"}
+NEGATIVE_POSITIVE_SURPRISE = ("negative", "positive", "surprise")
 
 
 def _identity(names: tuple[str, ...], known: frozenset[str]) -> ClassMap:
@@ -62,14 +73,36 @@ CLASS_MAPS: dict[tuple[str, str], ClassMap] = {
         },
         known=SAMM_EMOTIONS,
     ),
+    ("smic", "3class"): _identity(NEGATIVE_POSITIVE_SURPRISE, SMIC_EMOTIONS),
+    **{
+        (name, "3class"): ClassMap(
+            names=NEGATIVE_POSITIVE_SURPRISE,
+            emotions={
+                **{e: "negative" for e in ("anger", "disgust", "fear", "sadness")},
+                "happiness": "positive",
+                "surprise": "surprise",
+            },
+            known=known,
+        )
+        for name, known in (("casme3", CASME3_EMOTIONS), ("mmew", MMEW_EMOTIONS))
+    },
+    ("casme3", "7class"): _identity(SEVEN, CASME3_EMOTIONS),
+    ("mmew", "7class"): _identity(SEVEN, MMEW_EMOTIONS),
 }
+
+
+def task(classes: str) -> str:
+    """The task a ``dataset.classes`` value names (``megc3`` is ``3class``)."""
+    return TASK_ALIASES.get(classes, classes)
 
 
 def get(dataset: str, classes: str) -> ClassMap:
     try:
-        return CLASS_MAPS[(dataset, classes)]
+        return CLASS_MAPS[(dataset, task(classes))]
     except KeyError:
-        raise ValueError(f"no class map for dataset {dataset!r} with classes {classes!r}") from None
+        have = sorted(c for d, c in CLASS_MAPS if d == dataset)
+        have += sorted(a for a, t in TASK_ALIASES.items() if t in have)
+        raise ValueError(f"no class map for dataset {dataset!r} with classes {classes!r} (it has: {have})") from None
 
 
 def normalise_emotion(dataset: str, raw: object) -> str:

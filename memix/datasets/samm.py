@@ -1,13 +1,15 @@
 """SAMM: ``<root>/<subj>/<subj>_<inducement>_<n>/<subj>_<frame>.jpg`` with 4- or 5-digit frame numbers.
 
 Subjects are canonical three-digit strings (``006``), as SAMM names its folders; a sheet may hold 6 or "006".
+The coding sheet has notes rows above its header: the header is found by content (see sheets.read_sheet).
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from memix.datasets.adapter import Adapter, subject_number
+from memix.datasets.adapter import Adapter, existing_dir, subject_folder, subject_number
 
 
 def canonical_subject(value: Any) -> str:
@@ -19,4 +21,13 @@ def subject_dirs(subject: str) -> list[str]:
     return list(dict.fromkeys([f"{number:03d}", str(number)]))
 
 
-ADAPTER = Adapter(name="samm", canonical_subject=canonical_subject, subject_dirs=subject_dirs)
+def clip_dir(root: Path, subject: str, filename: str) -> Path:
+    return existing_dir(subject_folder(root, subject_dirs(subject), subject) / filename)
+
+
+ADAPTER = Adapter(
+    name="samm",
+    canonical_subject=canonical_subject,
+    clip_dir=clip_dir,
+    layout="<subj>/<subj>_<inducement>_<n>/<subj>_<frame>.jpg",
+)

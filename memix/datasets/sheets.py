@@ -22,7 +22,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "onset": ("onsetframe", "onset"),
     "apex": ("apexframe", "apex"),
     "offset": ("offsetframe", "offset"),
-    "action_units": ("actionunits", "aus"),
+    "action_units": ("actionunits", "aus", "au"),
     "emotion": ("estimatedemotion", "emotion"),
 }
 REQUIRED = ("subject", "filename", "onset", "apex", "offset", "emotion")
@@ -43,12 +43,27 @@ class SheetRecord:
 
 @dataclass(frozen=True)
 class Sheet:
+    """A coding sheet's records; for a dataset listed by its folders (SMIC) ``origins`` maps each record to its
+    folder, ``sha256``/``worksheet``/``header_row`` are None and the records' numbers are only their order."""
+
     path: Path
-    sha256: str
-    worksheet: str
-    header_row: int
+    sha256: str | None
+    worksheet: str | None
+    header_row: int | None
     columns: dict[str, str]  # canonical field -> header text as written in the sheet
     records: list[SheetRecord] = field(default_factory=list)
+    creator: str | None = None  # the workbook's author property (memix.synth marks its synthetic sheets)
+    origins: dict[int, str] | None = None
+
+    def where(self, row: int) -> str:
+        """How an error points at a record: ``<sheet>, row N`` or the clip's folder."""
+        if self.origins is not None:
+            return self.origins[row]
+        return f"{self.path}, row {row}"
+
+    def sheet_row(self, row: int) -> int | None:
+        """The Excel row number to report (None for records read from folders)."""
+        return None if self.origins is not None else row
 
 
 def normalise_header(value: Any) -> str:
@@ -121,6 +136,7 @@ def read_sheet(
                     header_row=header_row,
                     columns={c: str(cells[k]) for c, k in found.items()},
                     records=records,
+                    creator=book.properties.creator,
                 )
     finally:
         book.close()

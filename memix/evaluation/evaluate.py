@@ -1,10 +1,20 @@
-"""Pooled LOSO evaluation of one (method, seed): metrics.json, confusion.csv/.png and per_subject.csv.
+"""Pooled LOSO evaluation of one method over all its seeds: ``data/train/<m>/`` -> ``reports/eval/<m>/``.
 
-All folds' predictions are pooled first and the metrics computed once on the pool (per-fold averages
-differ, since test folds are small and miss classes; they appear only as ``fold_mean_*`` extras). Two epoch
+For every seed, all folds' predictions are pooled and the metrics computed once on the pool (per-fold
+averages differ, since test folds are small and miss classes; the per-subject table has them). Two epoch
 selection rules are reported side by side: ``last`` (each fold's final epoch, the honest default) and
-``oracle_test_selection`` (per subject the epoch that scores best on that subject itself, as the released
-MEMix code does, chosen separately for accuracy and for F1), which selects on the test set.
+``oracle`` (per subject the epoch that scores best on that subject itself, as the released MEMix code does,
+chosen separately for accuracy and for F1), which selects on the test set.
+
+Five files, so that DVC has little to check on a no-op:
+
+- ``metrics.json``: per seed and selection Acc, UF1, UAR, per class (and per source dataset when the
+  predictions come from several); the mean ± std over seeds per rule; the seed-mean training curves.
+- ``per_subject.csv``: seed, selection, dataset, subject, n, accuracy, uf1, uar.
+- ``selected.parquet``: the chosen rows (seed, selection, clip_id, subject, dataset, true, pred), which is
+  all the comparison's bootstrap needs.
+- ``confusion.csv`` (seed, rule, actual, predicted per clip, for ``dvc plots``: one matrix per seed and rule) and
+  ``confusion.png`` (the same matrices, each titled with method, seed and rule).
 """
 
 from __future__ import annotations
@@ -16,22 +26,28 @@ import numpy as np
 import pandas as pd
 
 from memix import plots
-from memix.config import EvalParams
-from memix.evaluation import metrics, selection
+from memix.config import EvalParams, method_title
+from memix.evaluation import metrics, selection, stats
 from memix.io import atomic
+from memix.io.checks import check_probabilities
 
-BASE_COLUMNS = ("clip_id", "subject", "fold", "epoch", "true", "pred")
+PRED_COLUMNS = ("seed", "clip_id", "subject", "dataset", "fold", "epoch", "true", "pred")
+CURVE_COLUMNS = ("seed", "epoch", "train_loss", "train_accuracy", "test_accuracy")
+SELECTED_COLUMNS = ["seed", "selection", "clip_id", "subject", "dataset", "true", "pred"]
+FILES = ("metrics.json", "per_subject.csv", "selected.parquet", "confusion.csv", "confusion.png")
+RULE_LABELS = {"last": "last epoch", "oracle": "oracle: test-set best-Acc epoch"}
+"""How a confusion panel names its rule; the oracle panel shows the best-accuracy epochs."""
 
 
 def read_predictions(path: Path) -> tuple[pd.DataFrame, int, list[str]]:
     """Predictions, the class count (from ``prob_<k>`` columns) and class names; errors name file and field."""
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: predictions not found (run `dvc repro train` first)")
+        raise FileNotFoundError(f"{path}: predictions not found (run the method's train stage first)")
     try:
         preds = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for damaged files
         raise ValueError(f"{path}: unreadable parquet ({err})") from None
-    missing = [c for c in BASE_COLUMNS if c not in preds.columns]
+    missing = [c for c in PRED_COLUMNS if c not in preds.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
     k = sum(1 for c in preds.columns if c.startswith("prob_"))
@@ -39,96 +55,170 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, int, list[str]]:
         raise ValueError(f"{path}: columns prob_0..prob_<K-1> missing or not contiguous")
     if preds.empty:
         raise ValueError(f"{path}: no predictions")
+    check_probabilities(preds, k, path)
+    for col in ("seed", "fold", "epoch", "true", "pred"):
+        if not pd.api.types.is_integer_dtype(preds[col]):
+            raise ValueError(f"{path}: field {col} must hold integers, got {preds[col].dtype}")
     for col in ("true", "pred"):
         bad = preds[(preds[col] < 0) | (preds[col] >= k)]
         if len(bad):
             raise ValueError(f"{path}: clip {bad['clip_id'].iloc[0]!r}: field {col}={bad[col].iloc[0]} not in [0, {k})")
-    dup = preds[preds.duplicated(["fold", "epoch", "clip_id"])]
+    preds = preds.astype({"clip_id": str, "subject": str, "dataset": str})
+    dup = preds[preds.duplicated(["seed", "fold", "epoch", "clip_id"])]
     if len(dup):
         row = dup.iloc[0]
-        raise ValueError(f"{path}: clip {row['clip_id']!r} predicted twice in fold {row['fold']} epoch {row['epoch']}")
-    folds_per_clip = preds.groupby("clip_id")["fold"].nunique()
+        raise ValueError(
+            f"{path}: clip {row['clip_id']!r} predicted twice in seed {row['seed']} fold {row['fold']} "
+            f"epoch {row['epoch']}"
+        )
+    folds_per_clip = preds.groupby(["seed", "clip_id"])["fold"].nunique()
     if (folds_per_clip > 1).any():
-        raise ValueError(f"{path}: clip {folds_per_clip[folds_per_clip > 1].index[0]!r} is in more than one fold")
+        seed, clip = folds_per_clip[folds_per_clip > 1].index[0]
+        raise ValueError(f"{path}: clip {clip!r} is in more than one fold in seed {seed}")
+    clips = preds.groupby("seed")["clip_id"].apply(frozenset)
+    if clips.nunique() > 1:
+        raise ValueError(f"{path}: seeds {clips.index.tolist()} do not predict the same clips")
     names = [f"class_{j}" for j in range(k)]
     if "label" in preds.columns:
         for t, name in preds[["true", "label"]].drop_duplicates().itertuples(index=False):
             names[int(t)] = str(name)
-    preds = preds.sort_values(["fold", "epoch", "clip_id"], kind="stable").reset_index(drop=True)
+    preds = preds.sort_values(["seed", "fold", "epoch", "clip_id"], kind="stable").reset_index(drop=True)
     return preds, k, names
 
 
-def select(preds: pd.DataFrame, rules: list[str]) -> dict[str, pd.DataFrame]:
-    """The rows each epoch-selection rule keeps, computed once: ``last`` always (the confusion matrix and
-    per-subject table use it), ``oracle_acc`` and ``oracle_f1`` when the oracle rule is asked for."""
-    chosen = {"last": selection.select_last(preds)}
-    if "oracle" in rules:
-        chosen["oracle_acc"] = selection.select_oracle(preds, "accuracy")
-        chosen["oracle_f1"] = selection.select_oracle(preds, "f1")
-    return chosen
+def read_curves(path: Path, seeds: list[int]) -> pd.DataFrame:
+    """The seed mean per epoch of ``curves.csv`` (train loss and accuracy, pooled test accuracy)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: training curves not found (run the method's train stage first)")
+    try:
+        curves = pd.read_csv(path)
+    except Exception as err:
+        raise ValueError(f"{path}: unreadable csv ({err})") from None
+    missing = [c for c in CURVE_COLUMNS if c not in curves.columns]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    found = sorted(int(s) for s in curves["seed"].unique())
+    if found != sorted(seeds):
+        raise ValueError(f"{path}: curves of seeds {found}, predictions of seeds {sorted(seeds)}")
+    return curves.groupby("epoch", sort=True)[list(CURVE_COLUMNS[2:])].mean().reset_index()
 
 
-def compute(chosen: dict[str, pd.DataFrame], k: int, names: list[str], rules: list[str]) -> dict[str, Any]:
-    """metrics.json's content for the given rules (numbers only), from :func:`select`'s rows."""
-    out: dict[str, Any] = {}
-    if "last" in rules:
-        last = chosen["last"]
-        t, p = last["true"].to_numpy(), last["pred"].to_numpy()
-        s = metrics.summary(t, p, k)
-        per_fold = [metrics.summary(f["true"].to_numpy(), f["pred"].to_numpy(), k) for _, f in last.groupby("fold")]
-        out["last"] = {
-            **s,
-            "uf1": s["f1"],
-            "n_clips": int(len(last)),
-            "per_class": metrics.per_class(t, p, names),
-            "fold_mean_accuracy": float(np.mean([f["accuracy"] for f in per_fold])),
-            "fold_mean_f1": float(np.mean([f["f1"] for f in per_fold])),
-        }
-    if "oracle" in rules:
-        out["oracle_test_selection"] = {
-            f"best_{by}_epoch": metrics.summary(sel["true"].to_numpy(), sel["pred"].to_numpy(), k)
-            for by, sel in (("acc", chosen["oracle_acc"]), ("f1", chosen["oracle_f1"]))
-        }
+def _scores(chosen: pd.DataFrame, k: int, names: list[str], datasets: list[str]) -> dict[str, Any]:
+    """One seed's figures under one selection: Acc, UF1, UAR over every class, per class, per source."""
+    t, p = chosen["true"].to_numpy(), chosen["pred"].to_numpy()
+    out: dict[str, Any] = {**metrics.summary(t, p, k), "per_class": metrics.per_class(t, p, names)}
+    if len(datasets) > 1:
+        out["per_dataset"] = {}
+        for ds in datasets:
+            part = chosen[chosen["dataset"] == ds]
+            cm = metrics.confusion(part["true"].to_numpy(), part["pred"].to_numpy(), k)
+            scores = metrics.part_from_confusion(cm)
+            out["per_dataset"][ds] = {**{m: float(v) for m, v in scores.items()}, "n": int(len(part))}
     return out
 
 
-def per_subject(chosen: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per test subject: clip count, last-epoch accuracy and (if selected) its test-selected best."""
-    last = chosen["last"]
-    table = (
-        last.assign(correct=last["true"] == last["pred"])
-        .groupby(["fold", "subject"], sort=True)
-        .agg(n=("clip_id", "size"), accuracy_last=("correct", "mean"))
-        .reset_index()
-    )
-    if "oracle_acc" in chosen:
-        best = chosen["oracle_acc"]
-        acc = (best["true"] == best["pred"]).groupby(best["fold"]).mean()
-        table["accuracy_oracle_test_selection"] = table["fold"].map(acc).to_numpy()
-    return table[["subject", "fold", "n", *[c for c in table.columns if c.startswith("accuracy")]]]
+def per_subject(selected: pd.DataFrame, k: int) -> pd.DataFrame:
+    """One row per (seed, selection, test subject): clip count, Acc, UF1 and UAR of that subject's clips."""
+    keys = ["seed", "selection", "dataset", "subject"]
+    order = {name: i for i, name in enumerate(selection.SELECTIONS["last"] + selection.SELECTIONS["oracle"])}
+    sel = selected.assign(_order=selected["selection"].map(order))
+    group_keys = ["seed", "_order", "dataset", "subject"]
+    ids = sel.groupby(group_keys, sort=True).ngroup().to_numpy()
+    table = sel.groupby(group_keys, sort=True).agg(n=("clip_id", "size")).reset_index()
+    table["selection"] = table["_order"].map({i: name for name, i in order.items()})
+    cms = metrics.confusions(ids, sel["true"].to_numpy(), sel["pred"].to_numpy(), len(table), k)
+    for name, values in metrics.part_from_confusion(cms).items():
+        table[name] = values
+    return table[[*keys, "n", *metrics.METRICS]]
 
 
-def run(params: EvalParams, train_dir: Path, out_dir: Path) -> Path:
-    """Evaluate ``train_dir/predictions.parquet`` into ``out_dir`` (built in a temp folder, renamed whole)."""
-    preds, k, names = read_predictions(Path(train_dir) / "predictions.parquet")
+def _confusion_panels(
+    selected: pd.DataFrame, rules: list[str], title: str, names: list[str], k: int
+) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray]]]:
+    """The confusion csv's rows and the PNG's panels: per seed, the last rule and the oracle's accuracy pick."""
+    rows, panels = [], []
+    for seed, runs in selected.groupby("seed", sort=True):
+        for rule in rules:
+            part = runs[runs["selection"] == selection.source(rule, "accuracy")]
+            rows.append(pd.DataFrame({
+                "seed": seed,
+                "rule": RULE_LABELS[rule],
+                "actual": [names[t] for t in part["true"]],
+                "predicted": [names[p] for p in part["pred"]],
+            }))
+            cm = metrics.confusion(part["true"].to_numpy(), part["pred"].to_numpy(), k)
+            panels.append((f"{title}, seed {seed}\n{RULE_LABELS[rule]}, n={len(part)}", cm))
+    return pd.concat(rows, ignore_index=True), panels
+
+
+def evaluate(
+    preds: pd.DataFrame, k: int, names: list[str], rules: list[str], method: str
+) -> tuple[dict[str, Any], pd.DataFrame]:
+    """metrics.json's content (without curves) and the selected rows, from validated predictions."""
+    seeds = sorted(int(s) for s in preds["seed"].unique())
+    datasets = sorted(preds["dataset"].unique())
+    chosen = selection.select(preds, rules)
+    selected = pd.concat(
+        [rows.assign(selection=name) for name, rows in chosen.items()], ignore_index=True
+    )[SELECTED_COLUMNS]
+    per_seed = []
+    for seed in seeds:
+        entry: dict[str, Any] = {"seed": seed}
+        for name, rows in chosen.items():
+            entry[name] = _scores(rows[rows["seed"] == seed], k, names, datasets)
+        per_seed.append(entry)
+    mean = {}
+    for rule in rules:
+        mean[rule] = {}
+        for m in metrics.METRICS:
+            spread = stats.Spread.of([s[selection.source(rule, m)][m] for s in per_seed])
+            mean[rule][m] = {"mean": spread.mean, "std": spread.std}
+    one_seed = preds[preds["seed"] == seeds[0]].drop_duplicates("clip_id")
+    content: dict[str, Any] = {
+        "method": method,
+        "title": method_title(method),
+        "classes": names,
+        "datasets": datasets,
+        "seeds": seeds,
+        "rules": {rule: selection.RULES[rule] for rule in rules},
+        "n_clips": int(len(one_seed)),
+        "n_subjects": int(one_seed[["dataset", "subject"]].drop_duplicates().shape[0]),
+        "per_seed": per_seed,
+        "mean": mean,
+    }
+    if len(datasets) > 1:
+        content["per_dataset"] = {
+            ds: {"n_clips": int((one_seed["dataset"] == ds).sum()),
+                 "n_subjects": int(one_seed.loc[one_seed["dataset"] == ds, "subject"].nunique())}
+            for ds in datasets
+        }
+    return content, selected
+
+
+def run(params: EvalParams, method: str, train_dir: Path, out_dir: Path) -> dict[str, Any]:
+    """Evaluate ``train_dir``'s predictions.parquet and curves.csv into ``out_dir`` (built in a temp folder,
+    renamed whole); returns metrics.json's content."""
+    train_dir = Path(train_dir)
+    preds, k, names = read_predictions(train_dir / "predictions.parquet")
     rules = list(params.rules)
-    chosen = select(preds, rules)
-    result = compute(chosen, k, names, rules)
-    last = chosen["last"]  # in (fold, clip_id) order: read_predictions sorts by fold, epoch, clip_id
-    conf = pd.DataFrame({
-        "actual": [names[t] for t in last["true"]],
-        "predicted": [names[p] for p in last["pred"]],
-    })
-    cm = metrics.confusion(last["true"].to_numpy(), last["pred"].to_numpy(), k)
-    title = f"pooled LOSO, each fold's last epoch (n={len(last)})"
+    content, selected = evaluate(preds, k, names, rules, method)
+    curves = read_curves(train_dir / "curves.csv", content["seeds"])
+    content["curves"] = {
+        col: [None if pd.isna(v) else float(v) for v in curves[col]] if col != "epoch" else curves[col].tolist()
+        for col in curves.columns
+    }
+    title = method_title(method)
+    conf_rows, panels = _confusion_panels(selected, rules, title, names, k)
 
     out_dir = Path(out_dir)
     with atomic.atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        atomic.write_json(tmp / "metrics.json", result)
-        (tmp / "confusion.csv").write_text(conf.to_csv(index=False, lineterminator="\n"))
-        (tmp / "confusion.png").write_bytes(plots.confusion_png(cm, names, title))
+        atomic.write_json(tmp / "metrics.json", content)
         (tmp / "per_subject.csv").write_text(
-            per_subject(chosen).to_csv(index=False, lineterminator="\n", float_format="%.6g")
+            per_subject(selected, k).to_csv(index=False, lineterminator="\n", float_format="%.6g")
         )
-    return out_dir / "metrics.json"
+        atomic.write_parquet(tmp / "selected.parquet", selected)
+        (tmp / "confusion.csv").write_text(conf_rows.to_csv(index=False, lineterminator="\n"))
+        png = plots.confusion_grid_png(panels, names, f"{title}: pooled LOSO confusion per seed and rule", len(rules))
+        (tmp / "confusion.png").write_bytes(png)
+    return content

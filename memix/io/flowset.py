@@ -7,7 +7,8 @@ face at the same size, for MixMeFormer), an index with clip_id, subject, label, 
 touching the arrays, and ``stats.json`` (channels, whole-set mean/std, flow method and its settings).
 
 Writer: :mod:`memix.preprocess.flow`. Readers: training, ``memix show`` and the mixing figure, all through
-:func:`read`, so every check happens once.
+:func:`read`, so every check happens once: the shards' sha256 (:func:`memix.io.shards.load`) and, since a
+shard written with a NaN has a valid checksum, every flow value being finite.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from memix.io import atomic, shards
+from memix.io.checks import nonfinite_rows
 
 STATS_FILE = "stats.json"
 BASE_COLUMNS = ("clip_id", "subject", "label", "label_id", "n_pixels")
@@ -77,6 +79,7 @@ def read(path: str | Path, need_onset: bool = False) -> FlowSet:
             f"{path}: array flow has shape {shape}; expected ({len(index)}, {len(channels)}, S, S) "
             f"for channels {channels}"
         )
+    check_finite(flow, index, path)
     onset = arrays.get("onset")
     if onset is None and need_onset:
         raise ValueError(f"{path}: model.face_stream is true but the shard folder has no array 'onset'")
@@ -128,6 +131,22 @@ def validate_index(index: pd.DataFrame, channels: list[str], source: str | Path)
     clash = pairs["label_id"][pairs["label_id"].duplicated()]
     if len(clash):
         raise ValueError(f"{source}: field label: label_id {int(clash.iloc[0])} maps to more than one label")
+
+
+def check_finite(flow: np.ndarray, index: pd.DataFrame, path: Path) -> None:
+    """Fail naming the shard file and the clip rows if any flow value is NaN or infinite."""
+    bad = nonfinite_rows(flow)
+    if len(bad) == 0:
+        return
+    shard_of = index["shard"].to_numpy() if "shard" in index.columns else np.zeros(len(index), dtype=np.int64)
+    first = int(shard_of[bad[0]])
+    in_first = bad[shard_of[bad] == first]
+    more = f"; {len(bad)} clips in all" if len(bad) > len(in_first) else ""
+    where = shards.items_text(index, in_first)
+    raise ValueError(
+        f"{path / shards.shard_file('flow', first)}: NaN or infinite flow values in {where}{more}; "
+        "rebuild the flow set (`dvc repro flow`)"
+    )
 
 
 def num_classes(index: pd.DataFrame) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+PARAMS_CHECKED = Path("data/params_checked.txt")
 FACE_MODEL = Path("models/face_landmarker.task")
 SYNTH_ROOT = Path("data/raw/synthetic")
 INTERIM = Path("data/interim")
@@ -14,12 +15,19 @@ FLOW_MONTAGE = Path("reports/flow_montage.png")
 TRAIN = Path("data/train")
 EVAL = Path("reports/eval")
 COMPARE = Path("reports")
+MODELS = Path("models")
 
 
-def train_dir(method: str, seed: int) -> Path:
-    """Predictions, DVCLive logs and resume checkpoints of one (method, seed) LOSO run."""
-    return TRAIN / method / f"seed{seed}"
+def train_dir(method: str) -> Path:
+    """Predictions, histories, curves, DVCLive runs and resume checkpoints of one method's LOSO runs (all seeds)."""
+    return TRAIN / method
 
 
-def eval_dir(method: str, seed: int) -> Path:
-    return EVAL / method / f"seed{seed}"
+def eval_dir(method: str) -> Path:
+    """One method's evaluation over all its seeds (metrics, per-subject table, selected rows, confusion)."""
+    return EVAL / method
+
+
+def model_file(method: str) -> Path:
+    """The model ``fit`` trains on every subject with ``method``, for ``memix predict`` and ``memix export``."""
+    return MODELS / f"{method}.pt"

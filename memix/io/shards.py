@@ -8,6 +8,13 @@ memory-mappable with numpy alone; several files keep each one small enough for D
 Every array shares the index's row axis and the same split, so ``shard``/``row`` locate an item in
 any of them. Bytes are deterministic: equal data gives equal files (``np.save`` adds no timestamps and
 the manifest and parquet are written without volatile metadata).
+
+Reading verifies every shard against the manifest's sha256 by default: a flipped byte in a shard otherwise
+loads as a plausible number (or a NaN) and trains without a word. The cost was measured on a 40 MiB
+float16 shard (the paper configuration's flow set; AMD EPYC with SHA extensions, page cache warm): reading
+it 8 ms, sha256 44 ms, crc32 38 ms, adler32 31 ms, blake2b 110 ms, md5 105 ms, xxh3 10 ms (a new
+dependency and a new manifest field). The default flow set (1 MiB) costs about 1 ms, so the manifest's own
+sha256 is kept rather than adding a second checksum.
 """
 
 from __future__ import annotations
@@ -99,11 +106,11 @@ def load_index(out_dir: str | Path) -> pd.DataFrame:
     return _read_index(out_dir, manifest)
 
 
-def load(out_dir: str | Path, mmap: bool = True, verify: bool = False) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Index and arrays of a shard folder, every shard checked for shape, dtype and length.
+def load(out_dir: str | Path, mmap: bool = True, verify: bool = True) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Index and arrays of a shard folder, every shard checked for shape, dtype, length and (``verify``) its
+    sha256 against the manifest; an error names the shard file and the index rows (clips) it holds.
 
     One shard per array gives a read-only memory map (zero copy); several are concatenated once.
-    ``verify`` also compares each file's sha256 with the manifest (reads every byte).
     """
     out_dir = Path(out_dir)
     manifest = _read_manifest(out_dir)
@@ -121,13 +128,40 @@ def load(out_dir: str | Path, mmap: bool = True, verify: bool = False) -> tuple[
             if tuple(entry["shape"]) != expected:
                 raise ShardError(f"{path}: manifest shape {tuple(entry['shape'])} does not match {expected}")
             _check_npy(path, dtype, expected)
-            if verify and atomic.file_sha256(path) != entry["sha256"]:
-                raise ShardError(f"{path}: sha256 differs from {out_dir / MANIFEST}")
+            if verify and atomic.file_sha256(path) != entry.get("sha256"):
+                raise ShardError(
+                    f"{path}: content differs from its sha256 in {out_dir / MANIFEST} (damaged or changed shard; "
+                    f"it holds {rows_text(index, lo, hi)}); rebuild it with the stage that wrote {out_dir}"
+                )
             parts.append(np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False))
         if sum(p.shape[0] for p in parts) != n:
             raise ShardError(f"{out_dir / MANIFEST}: shards of {name!r} do not add up to {n} rows")
         arrays[name] = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
     return index, arrays
+
+
+def rows_text(index: pd.DataFrame, lo: int, hi: int, limit: int = 3) -> str:
+    """``rows lo..hi-1 (clips a, b, c, ...)`` for messages that must say which items a shard or a check concerns."""
+    return items_text(index, np.arange(lo, hi), limit)
+
+
+def items_text(index: pd.DataFrame, rows: np.ndarray, limit: int = 3) -> str:
+    """``row 7 (clip a)`` / ``rows 3, 7 (clips a, b)`` / ``rows 0..99 (clips a, b, c, ... 100 in all)``."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return "no rows"
+    contiguous = len(rows) > 2 and rows[-1] - rows[0] == len(rows) - 1
+    if len(rows) == 1:
+        where = f"row {rows[0]}"
+    elif contiguous:
+        where = f"rows {rows[0]}..{rows[-1]}"
+    else:
+        where = "rows " + ", ".join(str(r) for r in rows[:limit]) + (", ..." if len(rows) > limit else "")
+    if "clip_id" not in index.columns:
+        return where
+    clips = [str(c) for c in index["clip_id"].to_numpy()[rows[:limit]]]
+    more = f", ... {len(rows)} in all" if len(rows) > limit else ""
+    return f"{where} ({'clip' if len(rows) == 1 else 'clips'} {', '.join(clips)}{more})"
 
 
 # ------------------------------------------------------------------------------------------ helpers

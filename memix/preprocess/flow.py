@@ -4,11 +4,25 @@ Per clip: onset -> apex flow at the aligned crop size, optical strain on that fu
 (strain is a dimensionless derivative, so it is computed where the flow is sharpest, then
 area-averaged to ``flow.size`` like an image), flow resized to ``flow.size`` with its vectors
 rescaled to the new pixels. Clips run in a process pool, one OpenCV thread each, and come back in
-index order, so the bytes do not depend on the worker count.
+index order, so the bytes do not depend on the worker count. The workers die with the stage
+(:func:`memix.workers.die_with_parent`), even when it is killed outright.
+
+``report.json`` in the flow set lists the clips whose flow does not look like a face's micro-motion, by the
+largest flow magnitude of each clip (``max_mag``, in pixels of the stored ``flow.size`` tensor):
+
+* ``no motion``: ``max_mag`` below :data:`NO_MOTION_PX` (identical or blank frames give an all-zero flow);
+* ``outlier``: ``max_mag`` above ``flow.outlier_factor`` times the median ``max_mag`` of all clips. The median
+  is robust to the outliers themselves and follows the dataset's own scale. On the synthetic default the
+  clips range from 0.4 to 4.4 times the median (0.23 px); an apex JPEG cut to two thirds (its last third
+  decoded grey) gives 25 to 33 times (six clips tried), so the default factor 8 leaves room on both sides.
+
+``flow.on_outlier: keep`` (default) only lists them; ``drop`` also leaves them out of the flow set.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -25,8 +39,13 @@ from memix import plots
 from memix.config import FlowParams
 from memix.io import atomic, flowset, shards
 from memix.preprocess import optical_flow
+from memix.workers import die_with_parent
 
-FACES_COLUMNS = ("clip_id", "subject", "label", "label_id")
+FACES_COLUMNS = ("clip_id", "dataset", "subject", "label", "label_id")  # dataset: the clip's source
+REPORT_FILE = "report.json"
+NO_MOTION_PX = 0.01
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -58,6 +77,18 @@ def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) 
         _Job(str(cid), np.array(onsets[i]), np.array(apexes[i]), i in keep) for i, cid in enumerate(index["clip_id"])
     ]
     results = _compute_all(params, jobs, faces_dir)
+    flagged = unusual_clips(np.array([r.max_mag for r in results], dtype=np.float64), params.outlier_factor)
+    report = flow_report(index, results, flagged, params)
+    if params.on_outlier == "drop" and flagged:
+        kept = [i for i in range(len(results)) if i not in flagged]
+        if not kept:
+            raise ValueError(f"{faces_dir}: every clip was flagged (see the rule in memix/preprocess/flow.py)")
+        index = index.iloc[kept].reset_index(drop=True)
+        jobs, results = [jobs[i] for i in kept], [results[i] for i in kept]
+        montage_rows = pick_montage_rows(index, params.montage_per_class)
+        for i in montage_rows:
+            if results[i].full is None:  # drawn now in place of a dropped clip
+                results[i] = _job((params, dataclasses.replace(jobs[i], keep_full=True), str(faces_dir)), serial=True)
 
     channels = list(params.channels)
     size = params.size
@@ -101,7 +132,58 @@ def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) 
         tmp_out = stack.enter_context(atomic.atomic_path(out_dir))
         tmp_png = stack.enter_context(atomic.atomic_path(montage_path))
         flowset.write(tmp_out, out_index, arrays, stats, shard_mb=params.shard_mb)
+        atomic.write_json(tmp_out / REPORT_FILE, report)
         plots.flow_montage(panels, tmp_png, title)
+    log.info(
+        "flow: %d clips, %s at %d px (%s); magnitude mean %.3f px, largest %.3f px -> %s",
+        len(results), ",".join(channels), size, params.method, float(out_index["mean_mag"].mean()),
+        float(out_index["max_mag"].max()), out_dir,
+    )
+
+
+def unusual_clips(max_mag: np.ndarray, factor: float) -> dict[int, str]:
+    """Row -> reason (``no motion`` or ``outlier``) for the clips the module's rule lists."""
+    median = float(np.median(max_mag)) if len(max_mag) else 0.0
+    flagged: dict[int, str] = {}
+    for i, m in enumerate(max_mag):
+        if m < NO_MOTION_PX:
+            flagged[i] = "no motion"
+        elif median > 0 and m > factor * median:
+            flagged[i] = "outlier"
+    return flagged
+
+
+def flow_report(index: pd.DataFrame, results: list[_Result], flagged: dict[int, str], params: FlowParams) -> dict:
+    """``report.json``: the rule, the dataset's scale and every listed clip with its numbers."""
+    max_mag = np.array([r.max_mag for r in results], dtype=np.float64)
+    median = float(np.median(max_mag))
+    listed = [
+        {
+            "clip_id": str(index["clip_id"].iloc[i]),
+            "subject": str(index["subject"].iloc[i]),
+            "label": str(index["label"].iloc[i]),
+            "reason": reason,
+            "max_mag": float(max_mag[i]),
+            "times_median": float(max_mag[i] / median) if median > 0 else None,
+        }
+        for i, reason in sorted(flagged.items())
+    ]
+    return {
+        "rule": (
+            f"max_mag (largest flow magnitude of a clip, px at {params.size} px) below {NO_MOTION_PX}: no motion; "
+            f"above outlier_factor x the median max_mag of all clips: outlier"
+        ),
+        "n_clips": len(results),
+        "median_max_mag": median,
+        "largest_max_mag": float(max_mag.max()),
+        "outlier_factor": params.outlier_factor,
+        "outlier_above": params.outlier_factor * median,
+        "no_motion_below": NO_MOTION_PX,
+        "on_outlier": params.on_outlier,
+        "n_listed": len(listed),
+        "n_dropped": len(listed) if params.on_outlier == "drop" else 0,
+        "listed": listed,
+    }
 
 
 def pick_montage_rows(index: pd.DataFrame, per_class: int) -> list[int]:
@@ -148,7 +230,9 @@ def _load_faces(faces_dir: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     index, arrays = shards.load(faces_dir)
     missing = [c for c in FACES_COLUMNS if c not in index.columns]
     if missing:
-        raise ValueError(f"{faces_dir}: faces index lacks column(s) {missing}")
+        raise ValueError(
+            f"{faces_dir}: faces index lacks column(s) {missing} (written by an older faces stage? `dvc repro faces`)"
+        )
     for name in ("onset", "apex"):
         if name not in arrays:
             raise ValueError(f"{faces_dir}: faces shard folder has no array {name!r} (has {sorted(arrays)})")
@@ -167,28 +251,37 @@ def _load_faces(faces_dir: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
 
 def _compute_all(params: FlowParams, jobs: list[_Job], faces_dir: Path) -> list[_Result]:
     workers = min(params.workers or os.cpu_count() or 1, len(jobs))
+    log.debug("flow: %d clips on %d worker process(es)", len(jobs), workers)
     bar = dict(total=len(jobs), desc="flow", unit="clip")
     args = [(params, job, str(faces_dir)) for job in jobs]
     if workers <= 1:
-        before = cv2.getNumThreads()
-        cv2.setNumThreads(1)  # same arithmetic as the pool's workers, so bytes match
-        try:
-            return [_job(a) for a in tqdm(args, **bar)]
-        finally:
-            cv2.setNumThreads(before)
+        return [_job(a, serial=True) for a in tqdm(args, **bar)]
     chunk = max(1, min(4, len(jobs) // (workers * 16)))  # small chunks: a smooth bar, little pickling overhead
-    ctx = multiprocessing.get_context("spawn")  # no fork of a threaded parent (OpenCV/torch pools)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-        return list(tqdm(pool.map(_job, args, chunksize=chunk), **bar))
+    with pool(workers) as executor:
+        return list(tqdm(executor.map(_job, args, chunksize=chunk), **bar))
 
 
-def _init_worker() -> None:
+def pool(workers: int) -> ProcessPoolExecutor:
+    """The flow stage's process pool: spawned workers (no fork of a threaded parent: OpenCV/torch pools), one
+    OpenCV thread each, ending with this process even when it is killed (:func:`memix.workers.die_with_parent`)."""
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
+
+
+def _init_worker(parent_pid: int) -> None:
+    die_with_parent(parent_pid)
     cv2.setNumThreads(1)
 
 
-def _job(arg: tuple[FlowParams, _Job, str]) -> _Result:
+def _job(arg: tuple[FlowParams, _Job, str], serial: bool = False) -> _Result:
     params, job, faces_dir = arg
+    before = cv2.getNumThreads()
+    if serial:
+        cv2.setNumThreads(1)  # same arithmetic as the pool's workers, so bytes match
     try:
         return clip_tensor(params, job.onset, job.apex, job.keep_full)
     except Exception as err:  # re-raised with the clip named; the pool carries it to the parent
         raise RuntimeError(f"flow failed for clip {job.clip_id!r} of {faces_dir}: {err}") from None
+    finally:
+        if serial:
+            cv2.setNumThreads(before)

@@ -1,7 +1,8 @@
 """MediaPipe Tasks FaceLandmarker behind one small context manager.
 
 Shared by the synthetic generator (to place AU motion on a real face) and the faces stage (to align).
-Returns landmarks in pixel coordinates, largest face first, for greyscale or colour uint8 frames.
+Returns landmarks in pixel coordinates, largest face first, for greyscale or colour uint8 frames. MediaPipe's
+native log is captured around each call into it (:func:`memix.log.native_stderr`; shown with ``--verbose``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from pathlib import Path
 from types import TracebackType
 
 import numpy as np
+
+from memix.log import native_stderr
+from memix.preprocess.facemodel import FaceModelError, check_bundle
 
 # Landmark indices of the 478-point MediaPipe face mesh that the project uses by name.
 LEFT_EYE = (33, 133, 159, 145)  # subject's right eye in the image's left half: outer, inner, top, bottom
@@ -20,9 +24,7 @@ class LandmarkDetector:
     """``with LandmarkDetector(model) as det: faces = det.detect(frame)``."""
 
     def __init__(self, model_path: str | Path, max_faces: int = 4, min_confidence: float = 0.3) -> None:
-        self.model_path = Path(model_path)
-        if not self.model_path.is_file():
-            raise FileNotFoundError(f"face model not found: {self.model_path} (run `dvc repro face_model`)")
+        self.model_path = check_bundle(model_path)
         self.max_faces = max_faces
         self.min_confidence = min_confidence
         self._landmarker = None
@@ -38,8 +40,15 @@ class LandmarkDetector:
             min_face_presence_confidence=self.min_confidence,
             min_tracking_confidence=self.min_confidence,
         )
-        self._landmarker = vision.FaceLandmarker.create_from_options(options)
-        self._landmarker.__enter__()
+        with native_stderr(f"loading the face landmarker {self.model_path}"):
+            try:
+                self._landmarker = vision.FaceLandmarker.create_from_options(options)
+            except (RuntimeError, ValueError) as err:
+                raise FaceModelError(
+                    f"{self.model_path}: MediaPipe cannot load this face model ({err}); delete it and run "
+                    "`dvc repro face_model` to fetch the pinned file again"
+                ) from err
+            self._landmarker.__enter__()
         return self
 
     def __exit__(
@@ -49,7 +58,8 @@ class LandmarkDetector:
         tb: TracebackType | None,
     ) -> None:
         if self._landmarker is not None:
-            self._landmarker.__exit__(exc_type, exc, tb)
+            with native_stderr("closing the face landmarker"):
+                self._landmarker.__exit__(exc_type, exc, tb)
             self._landmarker = None
 
     def detect(self, frame: np.ndarray) -> list[np.ndarray]:
@@ -62,7 +72,8 @@ class LandmarkDetector:
         rgb = rgb_channels(frame)
         h, w = rgb.shape[:2]
         image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
-        result = self._landmarker.detect(image)
+        with native_stderr("face landmark detection"):
+            result = self._landmarker.detect(image)
         faces = []
         for lms in result.face_landmarks:
             pts = np.array([[p.x * w, p.y * h, p.z * w] for p in lms], dtype=np.float32)

@@ -58,16 +58,21 @@ RECIPES: dict[str, tuple[Variant, ...]] = {
 _POOLS = {e: sorted({a for v in RECIPES[e] for a in (*v.core, *v.optional)}) for e in EMOTIONS}
 
 
-def class_counts(total: int) -> dict[str, int]:
-    """CASME II's proportions scaled to ``total`` clips (largest remainder), at least one clip per class."""
-    if total < len(EMOTIONS):
-        raise ValueError(f"synth.clips must be at least {len(EMOTIONS)} (one per class), got {total}")
-    whole = sum(CASME2_COUNTS.values())
-    exact = {e: total * n / whole for e, n in CASME2_COUNTS.items()}
+def class_counts(total: int, proportions: dict[str, int] | None = None) -> dict[str, int]:
+    """``proportions`` (emotion -> weight; CASME II's by default) scaled to ``total`` clips (largest remainder),
+    at least one clip per emotion."""
+    proportions = CASME2_COUNTS if proportions is None else proportions
+    unknown = sorted(set(proportions) - set(EMOTIONS))
+    if unknown:
+        raise ValueError(f"no recipe for emotion(s) {unknown} (have {list(EMOTIONS)})")
+    if total < len(proportions):
+        raise ValueError(f"synth.clips must be at least {len(proportions)} (one per class), got {total}")
+    whole = sum(proportions.values())
+    exact = {e: total * n / whole for e, n in proportions.items()}
     counts = {e: int(np.floor(x)) for e, x in exact.items()}
     for e in sorted(exact, key=lambda e: (counts[e] - exact[e], e))[: total - sum(counts.values())]:
         counts[e] += 1
-    for e in EMOTIONS:
+    for e in (e for e in EMOTIONS if e in proportions):
         if counts[e] == 0:
             counts[max(counts, key=lambda k: (counts[k], k))] -= 1
             counts[e] = 1

@@ -115,10 +115,11 @@ def plan_clip(params: SynthParams, subject: int, index: int, filename: str, emot
     )
 
 
-def plan_dataset(params: SynthParams) -> list[ClipPlan]:
-    """Every clip of the dataset, sorted by subject then filename (the sheet's row order)."""
+def plan_dataset(params: SynthParams, proportions: dict[str, int] | None = None) -> list[ClipPlan]:
+    """Every clip of the dataset, sorted by subject then filename (the sheet's row order); ``proportions``
+    weigh the emotion recipes (CASME II's by default)."""
     per_subject = clips_per_subject(params)
-    counts = class_counts(params.clips)
+    counts = class_counts(params.clips, proportions)
     labels = np.array([e for e, n in counts.items() for _ in range(n)])
     labels = labels[rng_for(params.seed, STREAM_DATASET, 1).permutation(len(labels))]
     clips = []

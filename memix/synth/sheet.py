@@ -1,4 +1,4 @@
-"""The CASME II-style coding sheet, written so equal rows give byte-identical .xlsx files.
+"""Coding sheets (CASME II's by default), written so equal rows give byte-identical .xlsx files.
 
 openpyxl stamps the current time into ``docProps/core.xml`` and into every zip member's header; both are
 pinned here (fixed workbook properties, zip rewritten with a fixed ``date_time``) so DVC caches hit.
@@ -36,17 +36,25 @@ def sheet_row(subject: int, filename: str, onset: int, apex: int, offset: int, a
     return [subject, filename, None, onset, apex, offset, None, au_cell, emotion]
 
 
-def sheet_bytes(rows: Iterable[Sequence[Any]]) -> bytes:
-    """The .xlsx file content for ``rows`` (each in HEADER's order), identical bytes for identical rows."""
+def sheet_bytes(
+    rows: Iterable[Sequence[Any]],
+    header: Sequence[str | None] = HEADER,
+    title: str = SHEET_NAME,
+    notes: Iterable[Sequence[Any]] = (),
+) -> bytes:
+    """The .xlsx file content for ``rows`` (each in ``header``'s order, below any ``notes`` rows above the
+    header, as SAMM's sheet has them), identical bytes for identical input."""
     from openpyxl import Workbook
 
     wb = Workbook()
     ws = wb.active
-    ws.title = SHEET_NAME
-    ws.append(list(HEADER))
+    ws.title = title
+    for note in notes:
+        ws.append(list(note))
+    ws.append(list(header))
     for row in rows:
-        if len(row) != len(HEADER):
-            raise ValueError(f"sheet row has {len(row)} cells, expected {len(HEADER)}: {row!r}")
+        if len(row) != len(header):
+            raise ValueError(f"sheet row has {len(row)} cells, expected {len(header)}: {row!r}")
         ws.append(list(row))
     props = wb.properties
     props.creator = "memix.synth"
@@ -83,6 +91,7 @@ def _pin_core(xml: str, stamp: str) -> str:
     return xml
 
 
-def write_sheet(path: Path, rows: Iterable[Sequence[Any]]) -> None:
-    """Write the sheet to ``path`` (the caller's folder is already a temp folder, or use memix.io.atomic)."""
-    Path(path).write_bytes(sheet_bytes(rows))
+def write_sheet(path: Path, rows: Iterable[Sequence[Any]], **layout: Any) -> None:
+    """Write the sheet to ``path`` (the caller's folder is already a temp folder, or use memix.io.atomic);
+    ``layout`` is passed to :func:`sheet_bytes` (header, title, notes)."""
+    Path(path).write_bytes(sheet_bytes(rows, **layout))

@@ -1,83 +1,169 @@
-"""Where folds train: in this process, or in a pool of worker processes on a CPU (one fold each)."""
+"""Where fold groups train: CPU worker processes or every visible GPU (``local``), or Ray tasks (``ray``).
+
+A group's result does not depend on where it ran: each process uses ``train.threads`` torch threads, every draw
+comes from the units' own generators, and a unit does not depend on its group companions. Each finished group is
+handed to ``on_done`` as soon as it finishes (the caller checkpoints it), so a failure loses only unfinished
+groups; a worker that dies (killed, out of memory) fails the run at once with the units it was training named.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import multiprocessing
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from memix import mixing
 from memix.config import Params
-from memix.io.flowset import FlowSet
-from memix.training.folds import Fold, fold_stats
-from memix.training.loop import fold_tensors, train_fold
+from memix.io import flowset
+from memix.training.loop import ProgressFn, Unit, UnitResult, train_group
+from memix.workers import die_with_parent
+
+DoneFn = Callable[[int, list[UnitResult]], None]
+"""Called in the parent with a group's position in the list and its results, as each group finishes."""
+
+GroupProgressFn = Callable[[int, int, list[dict[str, Any]]], None]
+"""Called in the parent after each epoch of a group: (group position, epoch, per-unit stats; see ProgressFn)."""
 
 
-def fold_workers(tp: Any, device: torch.device, n_pending: int) -> int:
-    """Processes training folds at once: ``train.workers`` (0 = one per CPU core), 1 on a GPU or for one fold."""
-    if device.type != "cpu" or n_pending <= 1:
-        return 1
-    wanted = tp.workers or (os.cpu_count() or 1)
-    return max(1, min(wanted, n_pending))
+@dataclass(frozen=True)
+class GroupJob:
+    """Everything a process needs to train one group, so it can be sent to a worker or a Ray task."""
 
-
-@dataclass
-class FoldJob:
-    """Everything one fold's training needs, so a worker process can run it from the fold alone."""
-
-    params: Params
+    params: dict[str, Any]
     method: str
-    seed: int
-    data: FlowSet
-    device: torch.device
-    ckpt_dir: Path
-    fp: str
+    flow_dir: str
+    ckpt_dir: str
+    fingerprint: str
 
-    def __call__(self, fold: Fold, progress: bool = True) -> tuple[Fold, dict[str, Any]]:
-        mean, std = fold_stats(self.data.index, fold, self.data.channels)
-        tensors = fold_tensors(self.data, fold, mean, std, self.params.model.face_stream, self.device)
-        state = train_fold(self.params, self.method, self.seed, fold, tensors, self.data.num_classes, self.device,
-                           self.ckpt_dir, self.fp, progress=progress)
-        return fold, state
+    def ckpt_path(self, group: Sequence[Unit]) -> Path:
+        first = group[0]
+        return Path(self.ckpt_dir) / f"group-s{first.seed}-f{first.fold.index:02d}-n{len(group)}.pt"
 
 
-_WORKER_JOB: FoldJob | None = None
+def describe(group: Sequence[Unit]) -> str:
+    seeds = sorted({u.seed for u in group})
+    folds = [u.fold.index for u in group]
+    return f"seed(s) {seeds} fold(s) {folds[0]}..{folds[-1]} ({len(group)} units)"
 
 
-def _worker_init(job: FoldJob) -> None:
-    """Per worker: the same thread count a fold gets in-process (``run`` sets it there)."""
-    global _WORKER_JOB
-    _WORKER_JOB = job
-    if job.params.train.threads:
-        torch.set_num_threads(job.params.train.threads)
+def cpu_workers(params: Params, n_groups: int) -> int:
+    """CPU processes: ``train.workers`` (0 = one per core), never more than there are groups."""
+    wanted = params.train.workers or (os.cpu_count() or 1)
+    return max(1, min(wanted, n_groups))
 
 
-def _worker_run(fold: Fold) -> tuple[Fold, dict[str, Any]]:
-    assert _WORKER_JOB is not None
-    return _WORKER_JOB(fold, progress=False)
-
-
-def map_folds(job: FoldJob, folds: list[Fold], workers: int) -> Iterator[tuple[Fold, dict[str, Any]]]:
-    """Train ``folds`` on ``workers`` processes and yield (fold, state) in fold order.
-
-    Each fold is seeded from (seed, fold) and runs with ``train.threads`` torch threads wherever it runs, so the
-    results do not depend on the worker count. Workers are forked where the platform allows (no re-import of
-    torch and timm per worker) and spawned elsewhere.
-    """
-    if workers <= 1:
-        for fold in folds:
-            yield job(fold)
+def run_local(
+    job: GroupJob, groups: Sequence[Sequence[Unit]], device: torch.device, on_done: DoneFn,
+    progress: GroupProgressFn | None = None,
+) -> None:
+    """Train ``groups`` here: in this process, on CPU worker processes, or one process per visible GPU."""
+    params = Params.model_validate(job.params)
+    if device.type == "cuda" and torch.cuda.device_count() > 1 and len(groups) > 1:
+        _run_pool(job, groups, [f"cuda:{i}" for i in range(torch.cuda.device_count())], "spawn", on_done, progress)
         return
-    methods = multiprocessing.get_all_start_methods()
-    ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    if ctx.get_start_method() == "fork":  # import the method's module once here, not once per worker
-        mixing.mixer_class(job.method)
-    with ctx.Pool(workers, initializer=_worker_init, initargs=(job,)) as pool:
-        yield from pool.imap(_worker_run, folds)
+    if device.type == "cpu" and cpu_workers(params, len(groups)) > 1:
+        start = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        _run_pool(job, groups, ["cpu"] * cpu_workers(params, len(groups)), start, on_done, progress)
+        return
+    for i, group in enumerate(groups):
+        report = None if progress is None else functools.partial(progress, i)
+        on_done(i, _train(job, group, str(device), report))
 
 
+def _run_pool(
+    job: GroupJob, groups: Sequence[Sequence[Unit]], slots: list[str], start: str, on_done: DoneFn,
+    progress: GroupProgressFn | None,
+) -> None:
+    """One single-process pool per slot (a CPU worker or a GPU); the next group goes to whichever slot frees up.
+
+    Workers send their per-epoch progress through a queue that a thread of the parent hands to ``progress``.
+    """
+    ctx = multiprocessing.get_context(start)
+    messages = ctx.Queue()
+    pools = [
+        ProcessPoolExecutor(
+            1, mp_context=ctx, initializer=_worker_init, initargs=(job.params, messages, os.getpid())
+        )
+        for _ in slots
+    ]
+    running: dict[Future, tuple[int, int]] = {}
+    queue = list(enumerate(groups))
+    relay = threading.Thread(target=_relay, args=(messages, progress), daemon=True)
+    relay.start()
+
+    def submit(i: int, group: Sequence[Unit], slot: int) -> None:
+        running[pools[slot].submit(_train_reporting, job, group, slots[slot], i)] = (i, slot)
+
+    try:
+        for slot in range(len(slots)):
+            if queue:
+                submit(*queue.pop(0), slot)
+        while running:
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                i, slot = running.pop(fut)
+                try:
+                    results = fut.result()
+                except BrokenProcessPool:
+                    raise RuntimeError(
+                        f"a training worker died (killed, or out of memory?) while training {describe(groups[i])}; "
+                        "finished groups are checkpointed: run the stage again to resume"
+                    ) from None
+                on_done(i, results)
+                if queue:
+                    submit(*queue.pop(0), slot)
+    finally:
+        messages.put(None)
+        relay.join(timeout=5)
+        workers = [proc for pool in pools for proc in list((getattr(pool, "_processes", None) or {}).values())]
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if running:  # the parent gives up early: do not leave workers training for nobody
+            for proc in workers:
+                with contextlib.suppress(Exception):
+                    proc.kill()
+
+
+_FLOWS: dict[str, flowset.FlowSet] = {}
+_MESSAGES: Any = None
+
+
+def _relay(messages: Any, progress: GroupProgressFn | None) -> None:
+    while (item := messages.get()) is not None:
+        if progress is not None:
+            progress(*item)
+
+
+def _train_reporting(job: GroupJob, group: Sequence[Unit], device: str, position: int) -> list[UnitResult]:
+    """In a worker: train the group, sending each epoch's stats to the parent."""
+    return _train(job, group, device, lambda epoch, stats: _MESSAGES.put((position, epoch, stats)))
+
+
+def _train(job: GroupJob, group: Sequence[Unit], device: str, progress: ProgressFn | None = None) -> list[UnitResult]:
+    params = Params.model_validate(job.params)
+    if job.flow_dir not in _FLOWS:  # a worker process opens the flow set once, whatever it trains
+        _FLOWS[job.flow_dir] = flowset.read(job.flow_dir, need_onset=params.model.face_stream)
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return train_group(params, job.method, group, _FLOWS[job.flow_dir], dev, job.ckpt_path(group), job.fingerprint,
+                       progress)
+
+
+def _worker_init(params: dict[str, Any], messages: Any, parent_pid: int) -> None:
+    """Per worker: die with the parent, the progress queue, and the thread count every training process uses."""
+    global _MESSAGES
+    _MESSAGES = messages
+    die_with_parent(parent_pid)
+    threads = Params.model_validate(params).train.threads
+    if threads:
+        torch.set_num_threads(threads)

@@ -1,81 +1,166 @@
-"""What a LOSO run leaves behind: the predictions table, DVCLive logs per fold and the pooled curves."""
+"""What a method's LOSO run leaves behind, and the live view of it while it trains.
+
+Files in the run folder (``data/train/<method>/``):
+- ``predictions.parquet``: seed, clip_id, subject, dataset, fold, epoch, true, label, pred, prob_<k>: every
+  evaluated epoch of every fold of every seed (evaluation selects epochs, training never does);
+- ``history.parquet``: seed, fold, subject, epoch, train_loss, train_accuracy, test_accuracy (per fold);
+- ``curves.csv``: seed, epoch, mean training loss/accuracy over folds and the POOLED test accuracy over folds
+  (what the ``last`` rule would report had training stopped at that epoch);
+- ``live/seed<N>/``: one DVCLive run per seed with those pooled curves. During training it is written step by
+  step as every fold of a seed finishes an epoch (so ``dvc exp show`` and DVC Studio can follow a run); when the
+  run completes it is rewritten from the full histories, so its bytes do not depend on interruptions.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from memix.io import atomic
-from memix.training.folds import Fold
+from memix.io.flowset import FlowSet
+from memix.training.loop import Unit, UnitResult
+
+CURVE_METRICS = ("train_loss", "train_accuracy", "test_accuracy")
 
 
-def fold_predictions(index: pd.DataFrame, fold: Fold, state: dict[str, Any], names: list[str]) -> pd.DataFrame:
-    """Rows (clip_id, subject, fold, epoch, true, label, pred, prob_k) of one fold, all evaluated epochs."""
-    test = index.iloc[fold.test_rows]
-    probs = state["probs"].numpy().astype(np.float32)  # (E, n_test, K)
-    epochs = state["pred_epochs"].numpy()
+def unit_predictions(data: FlowSet, result: UnitResult, test_rows: np.ndarray, names: list[str]) -> pd.DataFrame:
+    """Rows (seed, clip_id, subject, dataset, fold, epoch, true, label, pred, prob_k) of one unit, all epochs."""
+    test = data.index.iloc[test_rows]
+    probs = result.probs.numpy().astype(np.float32)  # (E, n_test, K)
+    epochs = result.pred_epochs.numpy()
     n_ep, n_test, k = probs.shape
+    true = np.tile(test["label_id"].astype(np.int64).to_numpy(), n_ep)
+    dataset = test["dataset"].astype(str).to_numpy() if "dataset" in test.columns else np.full(n_test, "")
     frame = pd.DataFrame({
+        "seed": np.int64(result.seed),
         "clip_id": np.tile(test["clip_id"].astype(str).to_numpy(), n_ep),
-        "subject": fold.subject,
-        "fold": np.int64(fold.index),
+        "subject": result.subject,
+        "dataset": np.tile(dataset, n_ep),
+        "fold": np.int64(result.fold),
         "epoch": np.repeat(epochs.astype(np.int64), n_test),
-        "true": np.tile(test["label_id"].astype(np.int64).to_numpy(), n_ep),
+        "true": true,
+        "label": [names[t] for t in true],
         "pred": probs.argmax(-1).reshape(-1).astype(np.int64),
     })
-    frame.insert(5, "label", [names[t] for t in frame["true"]])
     prob_cols = pd.DataFrame(probs.reshape(-1, k), columns=[f"prob_{j}" for j in range(k)])
     return pd.concat([frame, prob_cols], axis=1)
 
 
-def write_live(live_dir: Path, fold: Fold, history: dict[str, torch.Tensor], n_train: int) -> None:
-    """A fold's DVCLive logs, replayed from its history into a temp folder and renamed into place.
+def history_frame(results: Sequence[UnitResult]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        n = len(r.history["loss"])
+        rows.append(pd.DataFrame({
+            "seed": np.int64(r.seed), "fold": np.int64(r.fold), "subject": r.subject,
+            "epoch": np.arange(1, n + 1, dtype=np.int64),
+            "train_loss": r.history["loss"].numpy(), "train_accuracy": r.history["train_acc"].numpy(),
+            "test_accuracy": r.history["test_acc"].numpy(),
+        }))
+    return pd.concat(rows, ignore_index=True)
 
-    Replaying (instead of logging as training goes) makes a resumed run's logs identical to an uninterrupted
-    one's and keeps per-epoch file I/O out of the loop. Metrics carry no timestamps, so bytes are stable. Names
-    have no `/`: DVCLive would make a folder per prefix, and every folder costs each no-op `dvc repro` a
-    status check (27 stages x 12 folds).
+
+def curves_frame(preds: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Per seed and evaluated epoch: mean training loss/accuracy over folds, pooled test accuracy."""
+    pooled = (preds["true"] == preds["pred"]).groupby([preds["seed"], preds["epoch"]]).mean().rename("test_accuracy")
+    train = history.groupby(["seed", "epoch"])[["train_loss", "train_accuracy"]].mean()
+    out = train.join(pooled, how="inner").reset_index()
+    return out[["seed", "epoch", *CURVE_METRICS]]
+
+
+def write_outputs(out_dir: Path, data: FlowSet, results: Sequence[UnitResult], seeds: Sequence[int]) -> None:
+    """predictions.parquet, history.parquet, curves.csv and the DVCLive runs, each written atomically."""
+    from memix.training.folds import make_folds
+
+    folds = {f.index: f for f in make_folds(data.index)}
+    names = data.class_names
+    preds = pd.concat(
+        [unit_predictions(data, r, folds[r.fold].test_rows, names) for r in results], ignore_index=True
+    ).sort_values(["seed", "fold", "epoch", "clip_id"], kind="stable").reset_index(drop=True)
+    history = history_frame(results).sort_values(["seed", "fold", "epoch"], kind="stable").reset_index(drop=True)
+    curves = curves_frame(preds, history)
+    atomic.write_parquet(out_dir / "predictions.parquet", preds)
+    atomic.write_parquet(out_dir / "history.parquet", history)
+    atomic.write_text(out_dir / "curves.csv", curves.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    write_live(out_dir / "live", curves, seeds)
+
+
+def write_live(live_dir: Path, curves: pd.DataFrame, seeds: Sequence[int]) -> None:
+    """One DVCLive run per seed, replayed from the pooled curves into a temp folder and renamed into place.
+
+    Metrics carry no timestamps, so equal curves give equal bytes. Names have no ``/`` (DVCLive would make a
+    folder per prefix, and every folder costs each no-op ``dvc repro`` a status check).
     """
+    with atomic.atomic_path(live_dir) as tmp:
+        tmp.mkdir()
+        for seed in seeds:
+            with _live(tmp / f"seed{seed}") as live:
+                for row in curves[curves["seed"] == seed].itertuples(index=False):
+                    live.step = int(row.epoch)
+                    for name in CURVE_METRICS:
+                        live.log_metric(name, float(getattr(row, name)), timestamp=False)
+                live.make_summary()
+
+
+def _live(path: Path) -> Any:
     from dvclive import Live
     from scmrepo.exceptions import SCMError
 
-    with atomic.atomic_path(live_dir) as tmp:
-        try:
-            live_logger = Live(dir=str(tmp), dvcyaml=False, save_dvc_exp=False, report=None)
-        except SCMError as err:  # DVCLive reads the current commit; a fresh `git init` has none
-            raise RuntimeError(
-                f"DVCLive could not read the git repository ({err}); commit the project once "
-                "(`git add -A && git commit -m init`) before training"
-            ) from None
-        with live_logger as live:
-            live.log_params({"fold": fold.index, "test_subject": fold.subject, "n_train": n_train,
-                             "n_test": len(fold.test_rows)})
-            for epoch in range(len(history["loss"])):
-                live.step = epoch + 1
-                live.log_metric("train_loss", float(history["loss"][epoch]), timestamp=False)
-                live.log_metric("train_accuracy", float(history["train_acc"][epoch]), timestamp=False)
-                acc = float(history["test_acc"][epoch])
-                if not np.isnan(acc):
-                    live.log_metric("test_accuracy", acc, timestamp=False)
+    try:
+        return Live(dir=str(path), dvcyaml=False, save_dvc_exp=False, report=None)
+    except SCMError as err:  # DVCLive reads the current commit; a fresh `git init` has none
+        raise RuntimeError(
+            f"DVCLive could not read the git repository ({err}); commit the project once "
+            "(`git add -A && git commit -m init`) before training"
+        ) from None
 
 
-def write_curves(path: Path, preds: pd.DataFrame, histories: list[dict[str, torch.Tensor]]) -> None:
-    """One row per evaluated epoch: mean training loss/accuracy over folds and the POOLED test accuracy.
+class LiveLog:
+    """The live view while a run trains: pooled per-seed curves logged to DVCLive as each epoch completes for
+    every fold of a seed, and a progress bar callback with the latest loss and accuracy."""
 
-    The pooled accuracy at epoch e is what the `last` rule would report had training stopped at e; it is the
-    curve `dvc plots` shows (the per-fold DVCLive logs stay in live/).
-    """
-    pooled = (preds["true"] == preds["pred"]).groupby(preds["epoch"]).mean()
-    loss = torch.stack([h["loss"] for h in histories]).mean(0)
-    train_acc = torch.stack([h["train_acc"] for h in histories]).mean(0)
-    rows = [
-        f"{int(e)},{float(loss[e - 1]):.6f},{float(train_acc[e - 1]):.6f},{float(acc):.6f}"
-        for e, acc in pooled.items()
-    ]
-    atomic.write_text(path, "epoch,train_loss,train_accuracy,test_accuracy\n" + "\n".join(rows) + "\n")
+    def __init__(self, live_dir: Path, seeds: Sequence[int], n_folds: int, epochs: int) -> None:
+        self.live_dir, self.n_folds, self.epochs = live_dir, n_folds, epochs
+        self.seeds = list(seeds)
+        self._epochs: dict[tuple[int, int], dict[int, dict[str, float]]] = defaultdict(dict)
+        self._runs: dict[int, Any] = {}
+        self.on_update: Callable[[str], None] | None = None
 
+    def progress(self, groups: Sequence[Sequence[Unit]]) -> Callable[[int, int, list[dict[str, float]]], None]:
+        """A callback for the executor: (group position, epoch, per-unit stats of that epoch)."""
 
+        def report(group: int, epoch: int, stats: list[dict[str, float]]) -> None:
+            for unit, st in zip(groups[group], stats, strict=True):
+                self._epochs[(unit.seed, epoch)][unit.fold.index] = st
+                if len(self._epochs[(unit.seed, epoch)]) == self.n_folds:
+                    self._log(unit.seed, epoch, self._epochs.pop((unit.seed, epoch)))
+
+        return report
+
+    def _log(self, seed: int, epoch: int, folds: dict[int, dict[str, float]]) -> None:
+        stats = list(folds.values())
+        values = {
+            "train_loss": float(np.mean([s["loss"] for s in stats])),
+            "train_accuracy": float(np.mean([s["train_acc"] for s in stats])),
+        }
+        if all(s["test_correct"] is not None for s in stats):
+            values["test_accuracy"] = sum(s["test_correct"] for s in stats) / sum(s["n_test"] for s in stats)
+        if seed not in self._runs:
+            self._runs[seed] = _live(self.live_dir / f"seed{seed}")
+        live = self._runs[seed]
+        live.step = epoch
+        for name, value in values.items():
+            live.log_metric(name, value, timestamp=False)
+        live.make_summary()
+        if self.on_update is not None:
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items())
+            self.on_update(f"seed {seed} epoch {epoch}/{self.epochs}: {shown}")
+
+    def close(self) -> None:
+        for live in self._runs.values():
+            live.end()
+        self._runs.clear()

@@ -203,9 +203,9 @@ def test_casme2_index_row_by_row(casme_root: Path, tmp_path: Path) -> None:
 
     rep = _report(out)
     sheet = casme_root / "CASME2-coding-test.xlsx"
-    assert rep["sheet"]["file"] == sheet.name
-    assert rep["sheet"]["sha256"] == hashlib.sha256(sheet.read_bytes()).hexdigest()
-    assert rep["class_map"]["names"] == ["happiness", "repression", "disgust", "surprise", "others"]
+    assert rep["sources"]["casme2"]["sheet"]["file"] == sheet.name
+    assert rep["sources"]["casme2"]["sheet"]["sha256"] == hashlib.sha256(sheet.read_bytes()).hexdigest()
+    assert rep["class_names"] == ["happiness", "repression", "disgust", "surprise", "others"]
     assert rep["counts_per_class"] == {"happiness": 1, "repression": 1, "disgust": 1, "surprise": 1, "others": 1}
     assert rep["counts_per_subject"] == {"sub01": 4, "sub02": 1}
     dropped = {(d["clip"], d["row"]): d["reason"] for d in rep["dropped"]}
@@ -458,7 +458,8 @@ def test_samm_five_class_row_by_row(samm_root: Path, tmp_path: Path) -> None:
     ]
     assert len(df) == 6
     rep = _report(tmp_path / "out")
-    assert rep["sheet"]["header_row"] == 14 and rep["sheet"]["file"] == "SAMM_Micro_FACS_Codes_v2.xlsx"
+    sheet = rep["sources"]["samm"]["sheet"]
+    assert sheet["header_row"] == 14 and sheet["file"] == "SAMM_Micro_FACS_Codes_v2.xlsx"
     assert rep["counts_per_class"] == {"anger": 1, "contempt": 1, "happiness": 1, "surprise": 1, "other": 2}
     assert [(d["clip"], d["row"]) for d in rep["dropped"]] == [("006/006_2_1", 19)]
     assert [(p["clip"], p["row"], p["old"], p["new"]) for p in rep["patched"]] == [("007/007_5_2", 18, -1, 51)]
@@ -488,3 +489,25 @@ def test_samm_errors_use_the_sheets_own_column_names(samm_root: Path, tmp_path: 
         "field Onset Frame",
         "frame 9998",
     )
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+
+
+def test_truncated_apex_jpeg_stops_ingest_naming_the_file(casme_root: Path, tmp_path: Path) -> None:
+    apex = casme_root / "sub01" / "EP01_01" / "img10.jpg"
+    _truncate(apex)
+    _assert_fails(_params(casme_root), tmp_path / "out", "row 2", "field ApexFrame", str(apex), "on_bad_frame")
+
+
+def test_truncated_frame_is_dropped_and_reported_under_on_bad_frame_skip(casme_root: Path, tmp_path: Path) -> None:
+    apex = casme_root / "sub01" / "EP01_01" / "img10.jpg"
+    _truncate(apex)
+    df = ingest.run(_params(casme_root, on_bad_frame="skip"), tmp_path / "out")
+    assert "sub01/EP01_01" not in set(df["clip_id"]) and len(df) == 4
+    report = _report(tmp_path / "out")
+    (drop,) = [d for d in report["dropped"] if d["clip"] == "sub01/EP01_01"]
+    assert drop["row"] == 2 and drop["file"] == apex.as_posix() and "on_bad_frame: skip" in drop["reason"]
+    assert report["on_bad_frame"] == "skip"

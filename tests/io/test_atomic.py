@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -45,3 +51,91 @@ def test_json_and_parquet_bytes_are_deterministic(tmp_path: Path) -> None:
     for f in ("t.parquet", "t.json"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes()
     pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "a" / "t.parquet"), df)
+
+
+# ------------------------------------------------------------------------------------ leftovers of a killed run
+def _killed_mid_write(path: Path) -> Path:
+    """What a SIGKILL inside ``atomic_path(path)`` leaves: the temp folder with a half-written output in it."""
+    tmp = tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    (Path(tmp) / path.name).mkdir()
+    (Path(tmp) / path.name / "half.bin").write_bytes(b"x")
+    return Path(tmp)
+
+
+def test_stale_temps_beside_and_inside_an_output_are_removed(tmp_path: Path) -> None:
+    out = tmp_path / "eval" / "none"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text("{}")
+    beside = _killed_mid_write(out)  # reports/eval/.none.*.tmp
+    (out / "live").mkdir()
+    inside = _killed_mid_write(out / "live" / "fold03")  # live/.fold03.*.tmp
+    other = _killed_mid_write(tmp_path / "eval" / "memix")  # another stage's: not ours to remove
+    (out / ".hidden.tmp").mkdir()  # not atomic_path's naming: left alone
+    removed = atomic.remove_stale_temps(out)
+    assert sorted(removed) == sorted([beside, inside])
+    assert not beside.exists() and not inside.exists() and other.exists() and (out / ".hidden.tmp").is_dir()
+    assert (out / "metrics.json").read_text() == "{}"
+    assert atomic.remove_stale_temps(out, tmp_path / "absent" / "x.json") == []
+
+
+def test_every_stage_removes_its_stale_temps_when_it_starts() -> None:
+    """Each stage script of dvc.yaml calls remove_stale_temps for its outputs before its work."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    for name in yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]:
+        assert "atomic.remove_stale_temps(" in (repo / "stages" / f"{name}.py").read_text(), name
+
+
+def test_replacing_a_folder_keeps_dvcs_gitignore(tmp_path: Path) -> None:
+    """DVC lists a folder's tracked files in a .gitignore inside it; losing it lets `git add -A` commit outputs."""
+    target = tmp_path / "seed0"
+    target.mkdir()
+    (target / ".gitignore").write_text("/metrics.json\n/per_subject.csv\n")
+    (target / "metrics.json").write_text("old")
+    with atomic.atomic_path(target) as tmp:
+        tmp.mkdir()
+        (tmp / "metrics.json").write_text("new")
+    assert (target / ".gitignore").read_text() == "/metrics.json\n/per_subject.csv\n"
+    assert (target / "metrics.json").read_text() == "new"
+    with atomic.atomic_path(target) as tmp:  # a new folder with its own .gitignore keeps that one
+        tmp.mkdir()
+        (tmp / ".gitignore").write_text("/other\n")
+    assert (target / ".gitignore").read_text() == "/other\n"
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path, monkeypatch, code: int) -> None:
+    def full(self, data):  # what a write to a full disk raises: the errno, but no file name
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(OSError) as info:
+        atomic.write_text(tmp_path / "out" / "table.md", "x")
+    assert info.value.errno == code and str(tmp_path / "out" / "table.md") in str(info.value)
+    assert list((tmp_path / "out").iterdir()) == []
+    # inside a folder being built, the file is named at its final place, not in the temp folder
+    monkeypatch.undo()
+    with pytest.raises(OSError) as info:
+        with atomic.atomic_path(tmp_path / "flow") as tmp:
+            tmp.mkdir()
+            raise OSError(code, os.strerror(code), str(tmp / "flow-00003.npy"))
+    assert str(tmp_path / "flow" / "flow-00003.npy") in str(info.value) and ".tmp" not in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_dvc_does_not_hash_temp_folders(tmp_path: Path) -> None:
+    """Until the stage removes it, a killed run's temp folder inside reports/eval must not flag `compare`."""
+    repo = Path(__file__).resolve().parents[2]
+    shutil.copy2(repo / ".dvcignore", tmp_path / ".dvcignore")
+    leftover = _killed_mid_write(_mkdir(tmp_path / "reports" / "eval" / "none"))
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run([*dvc, "init", "--no-scm", "-q"], cwd=tmp_path, check=True)
+    proc = subprocess.run([*dvc, "check-ignore", "-d", f"{leftover.relative_to(tmp_path)}/", "reports/eval/none/"],
+                          cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert leftover.name in proc.stdout and "reports/eval/none/\n" not in proc.stdout.replace("\t", "\n")
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path

@@ -115,16 +115,30 @@ def test_shard_not_matching_the_manifest_is_an_error(tmp_path: Path, replacement
         shards.load(tmp_path / "s")
 
 
-def test_corrupted_bytes_are_caught_by_verify(tmp_path: Path) -> None:
+def test_corrupted_bytes_are_caught_when_read(tmp_path: Path) -> None:
+    """A flipped byte keeps length and header: only the manifest's sha256 can tell, and reading checks it."""
     index, arrays = _data()
     shards.write(tmp_path / "s", index, arrays, shard_mb=TINY_MB)
-    victim = _shard_files(tmp_path / "s", "onset")[0]
+    victim = _shard_files(tmp_path / "s", "onset")[1]  # rows 2 and 3
     raw = bytearray(victim.read_bytes())
     raw[-1] ^= 0xFF
     victim.write_bytes(bytes(raw))
-    shards.load(tmp_path / "s")  # same length, same header: only the checksum can tell
+    with pytest.raises(shards.ShardError) as info:
+        shards.load(tmp_path / "s")
+    message = str(info.value)
+    assert str(victim) in message and "sha256" in message
+    assert "rows 2, 3 (clips sub02/EP02, sub00/EP03)" in message
     with pytest.raises(shards.ShardError, match=victim.name):
-        shards.load(tmp_path / "s", verify=True)
+        shards.load(tmp_path / "s", mmap=False)
+    _, unchecked = shards.load(tmp_path / "s", verify=False)  # the explicit opt-out still reads it
+    assert unchecked["onset"][3].ravel()[-1] != arrays["onset"][3].ravel()[-1]
+
+
+def test_rows_are_named_compactly() -> None:
+    index = pd.DataFrame({"clip_id": [f"c{i}" for i in range(10)]})
+    assert shards.items_text(index, np.array([4])) == "row 4 (clip c4)"
+    assert shards.items_text(index, np.arange(2, 9)) == "rows 2..8 (clips c2, c3, c4, ... 7 in all)"
+    assert shards.items_text(index.drop(columns="clip_id"), np.array([1, 5])) == "rows 1, 5"
 
 
 def test_index_not_matching_the_manifest_is_an_error(tmp_path: Path) -> None:

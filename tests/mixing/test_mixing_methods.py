@@ -1,4 +1,4 @@
-"""Method-specific semantics (MIXING.md) checked against what the plan records."""
+"""Method-specific semantics (docs/mixing.md) checked against what the plan records."""
 
 from __future__ import annotations
 

@@ -48,3 +48,18 @@ def test_user_path_is_tried_first_and_verified(tmp_path: Path, face_model_path: 
     assert attempts[0].source.startswith("user path") and attempts[0].outcome == "ok"
     assert facemodel.sha256(dest.read_bytes()) == facemodel.SHA256
     assert dest.stat().st_size == facemodel.SIZE
+
+
+def test_truncated_model_names_the_file_and_what_to_do(face_model_path: Path, tmp_path: Path) -> None:
+    """MediaPipe says only ``Unable to open zip archive.``; memix names the file, its size and the fix."""
+    from memix.preprocess.faces import FaceScorer
+    from memix.preprocess.landmarks import LandmarkDetector
+
+    truncated = tmp_path / "face_landmarker.task"
+    truncated.write_bytes(face_model_path.read_bytes()[:1_000_000])
+    for open_model in (lambda p: LandmarkDetector(p).__enter__(), lambda p: FaceScorer(p, 0.5).__enter__()):
+        with pytest.raises(facemodel.FaceModelError) as info:
+            open_model(truncated)
+        message = str(info.value)
+        assert str(truncated) in message and "1000000 bytes" in message and "dvc repro face_model" in message
+    assert facemodel.check_bundle(face_model_path) == face_model_path

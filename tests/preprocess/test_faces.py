@@ -192,3 +192,43 @@ def test_missing_frame_file_names_clip_and_file(
     with pytest.raises(FileNotFoundError, match="nope.parquet"):
         faces.run(FacesParams(), tmp_path / "nope.parquet", root, face_model_path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_apex_without_a_face_is_an_error_or_a_reported_skip(face_model_path: Path, tmp_path: Path) -> None:
+    """A blank apex would give a flow of nothing under the clip's label: the apex must show a face too."""
+    root = tmp_path / "raw"
+    face = _face()
+    blank = np.full_like(face, 128)
+    bad = _write_clip(root, "sub03", "EP09_01", [face, blank], first=1, apex=2)
+    good = _write_clip(root, "sub03", "EP10_01", [face, face], first=1, apex=2)
+    only_bad = _write_index(tmp_path / "bad.parquet", [bad])
+    with pytest.raises(ValueError, match=r"clip sub03/EP09_01: no face found in its apex frame .*EP09_01/img2\.png"):
+        faces.run(FacesParams(on_missing="error"), only_bad, root, face_model_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    both = _write_index(tmp_path / "both.parquet", [bad, good])
+    faces.run(FacesParams(on_missing="skip", size=64), both, root, face_model_path, tmp_path / "out")
+    index, _ = shards.load(tmp_path / "out")
+    assert list(index["clip_id"]) == ["sub03/EP10_01"]
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    (skip,) = report["skipped"]
+    assert skip["clip_id"] == "sub03/EP09_01" and skip["file"].endswith("EP09_01/img2.png")
+    assert "apex" in skip["reason"]
+
+
+def test_damaged_frame_is_an_error_or_a_reported_skip(face_model_path: Path, tmp_path: Path) -> None:
+    root = tmp_path / "raw"
+    face = _face()
+    bad = _write_clip(root, "sub04", "EP01_01", [face, face, face], first=5, apex=7)
+    good = _write_clip(root, "sub04", "EP02_01", [face, face], first=1, apex=2)
+    damaged = root / "sub04" / "EP01_01" / "img6.png"  # between onset and apex: read with all_frames only
+    damaged.write_bytes(damaged.read_bytes()[:-400])
+    clips = _write_index(tmp_path / "clips.parquet", [bad, good])
+    params = FacesParams(size=64, all_frames=True)
+    with pytest.raises(ValueError, match=rf"sub04/EP01_01.*{damaged}.*on_bad_frame"):
+        faces.run(params, clips, root, face_model_path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    faces.run(params, clips, root, face_model_path, tmp_path / "out", on_bad_frame="skip")
+    index, _ = shards.load(tmp_path / "out")
+    assert list(index["clip_id"]) == ["sub04/EP02_01"]
+    (skip,) = json.loads((tmp_path / "out" / "report.json").read_text())["skipped"]
+    assert skip["clip_id"] == "sub04/EP01_01" and skip["file"] == damaged.as_posix()

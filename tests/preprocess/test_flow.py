@@ -218,6 +218,7 @@ def write_faces(out_dir: Path, n: int = 6) -> list[tuple[float, float]]:
         rows.append(
             {
                 "clip_id": f"{subject}/EP{i:02d}",
+                "dataset": "casme2",
                 "subject": subject,
                 "label": LABELS[i % 3],
                 "label_id": i % 3,
@@ -257,6 +258,7 @@ def test_run_writes_the_flow_contract(faces_dir, tmp_path) -> None:
     assert arrays["onset"].shape == (n, SIZE, SIZE) and arrays["onset"].dtype == np.uint8
     expected_cols = [
         "clip_id",
+        "dataset",
         "subject",
         "label",
         "label_id",
@@ -340,7 +342,52 @@ def test_run_failure_leaves_no_output(faces_dir, tmp_path, monkeypatch) -> None:
 def test_run_rejects_a_faces_folder_without_apex(tmp_path) -> None:
     onset = np.zeros((2, 16, 16), np.uint8)
     index = pd.DataFrame({"clip_id": ["a/1", "a/2"], "subject": ["a", "a"], "label": ["x", "y"], "label_id": [0, 1]})
+    index["dataset"] = "casme2"
     shards.write(tmp_path / "faces", index, {"onset": onset}, shard_mb=1)
     with pytest.raises(ValueError, match=r"faces.*no array 'apex'"):
         flow.run(_params(), tmp_path / "faces", tmp_path / "flow", tmp_path / "m.png")
     assert not (tmp_path / "flow").exists()
+
+
+# ----------------------------------------------------------------------------------------- flow report
+def _unusual_faces(out_dir: Path) -> list[str]:
+    """Nine clips of small rigid motion, except clip 2 (apex identical to onset: no motion) and clip 5 (the apex's
+    lower half grey, as a truncated JPEG decodes: a flow far outside the others')."""
+    onset = _face(CROP)
+    rows, apexes = [], []
+    for i in range(9):
+        apex, _ = _warp(onset, _shift(0.3 + 0.05 * i, 0.2))
+        if i == 2:
+            apex = onset.copy()
+        if i == 5:
+            apex = np.concatenate([onset[: CROP // 2], np.full((CROP - CROP // 2, CROP), 128, np.uint8)])
+        subject = f"sub{i % 3 + 1:02d}"
+        rows.append({"clip_id": f"{subject}/EP{i:02d}", "dataset": "casme2", "subject": subject,
+                     "label": LABELS[i % 3], "label_id": i % 3})
+        apexes.append(apex)
+    onsets = np.stack([onset] * 9)
+    shards.write(out_dir, pd.DataFrame(rows), {"onset": onsets, "apex": np.stack(apexes)}, shard_mb=64)
+    return [r["clip_id"] for r in rows]
+
+
+def test_report_lists_clips_without_motion_or_far_outside_the_range(tmp_path) -> None:
+    ids = _unusual_faces(tmp_path / "faces")
+    flow.run(_params(workers=1), tmp_path / "faces", tmp_path / "keep", tmp_path / "keep.png")
+    report = json.loads((tmp_path / "keep" / flow.REPORT_FILE).read_text())
+    assert {d["clip_id"]: d["reason"] for d in report["listed"]} == {ids[2]: "no motion", ids[5]: "outlier"}
+    outlier = next(d for d in report["listed"] if d["reason"] == "outlier")
+    assert outlier["max_mag"] > report["outlier_factor"] * report["median_max_mag"] == report["outlier_above"]
+    assert report["on_outlier"] == "keep" and report["n_dropped"] == 0
+    kept = flowset.read(tmp_path / "keep")
+    assert kept.index["clip_id"].tolist() == ids  # listed, not dropped
+
+    flow.run(_params(workers=1, on_outlier="drop"), tmp_path / "faces", tmp_path / "drop", tmp_path / "drop.png")
+    dropped = flowset.read(tmp_path / "drop")
+    rest = [i for i in range(9) if i not in (2, 5)]
+    assert dropped.index["clip_id"].tolist() == [ids[i] for i in rest]
+    np.testing.assert_array_equal(dropped.flow, kept.flow[rest])  # the other clips are untouched
+    stats = json.loads((tmp_path / "drop" / "stats.json").read_text())
+    assert stats["n_clips"] == 7
+    np.testing.assert_allclose(stats["mean"], flowset.channel_stats(kept.index.iloc[rest], kept.channels)[0])
+    assert json.loads((tmp_path / "drop" / flow.REPORT_FILE).read_text())["n_dropped"] == 2
+    assert (tmp_path / "drop.png").read_bytes()[:4] == b"\x89PNG"

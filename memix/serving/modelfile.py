@@ -1,0 +1,208 @@
+"""The model file (``models/<method>.pt``): the fitted weights plus everything needed to preprocess a new clip.
+
+A prediction is only as good as its inputs' match with the training data's, so the file carries the whole
+preprocessing recipe, not just weights: the face crop (size, margin, detection confidence, the face model's
+sha256), the flow (method and its settings, size, channels), the normalisation statistics of the training clips,
+the model params and the class names. It is a plain dict of tensors, numbers, strings and lists, written with
+``torch.save`` and read with ``torch.load(path, weights_only=True)``, so loading never runs pickled code.
+
+Keys: ``format`` (:data:`FORMAT`), ``format_version``, ``memix_version``, ``method``, ``seed``, ``class_names``,
+``flow`` {method, size, channels, params}, ``faces`` {size, margin, min_detection_confidence, model_sha256},
+``normalisation`` {mean, std}, ``model`` (the ``model`` params), ``state_dict``; for the record: ``train`` and
+``mixing`` (the params trained with), ``history`` {train_loss, train_accuracy}, ``data`` {n_clips, n_subjects}.
+A file from another memix version, or missing a key, is refused with an error naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+import memix
+from memix.config import FacesParams, FlowParams, ModelParams, Params, error_lines
+from memix.io import atomic
+from memix.io.flowset import FlowSet
+
+if TYPE_CHECKING:
+    from memix.models import FlowModel
+    from memix.training.fit import FitResult
+
+FORMAT = "memix-model"
+FORMAT_VERSION = 1
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "format": (),
+    "format_version": (),
+    "memix_version": (),
+    "method": (),
+    "class_names": (),
+    "flow": ("method", "size", "channels", "params"),
+    "faces": ("size", "margin", "min_detection_confidence", "model_sha256"),
+    "normalisation": ("mean", "std"),
+    "model": (),
+    "state_dict": (),
+}
+"""Top-level keys a model file must have, each with the keys it must hold (checked on load)."""
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """A loaded, validated model file. ``flow`` and ``faces`` are params sections as the pipeline used them."""
+
+    path: Path
+    method: str
+    class_names: list[str]
+    flow: FlowParams
+    faces: FacesParams
+    face_model_sha256: str
+    mean: np.ndarray  # (C,) float64
+    std: np.ndarray
+    model: ModelParams
+    state_dict: dict[str, torch.Tensor]
+    raw: dict[str, Any]  # everything the file holds, for the record keys
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self.flow.channels)
+
+    def build_model(self) -> FlowModel:
+        """The fitted network, in eval mode on the CPU; weights from the file (nothing is downloaded)."""
+        from memix import models
+
+        offline = self.model.model_copy(update={"pretrained": False, "weights_path": None})
+        net = models.build(offline, len(self.channels), len(self.class_names), self.flow.size)
+        try:
+            net.load_state_dict(self.state_dict, strict=True)
+        except RuntimeError as err:
+            raise ValueError(f"{self.path}: weights do not fit the model its params describe: {err}") from None
+        return net.eval()
+
+
+def from_fit(
+    params: Params, method: str, seed: int, data: FlowSet, result: FitResult, face_model: Path
+) -> dict[str, Any]:
+    """The model file's contents for a fit of ``method`` on the flow set ``data``.
+
+    The flow recipe comes from the flow set's own ``stats.json`` (what the data really is); the face crop from
+    ``params.faces``, checked against the crop size the flow set records.
+    """
+    stats = data.stats
+    missing = [k for k in ("method", "method_params", "size", "crop_size") if k not in stats]
+    if missing:
+        raise ValueError(f"{data.path}: stats.json lacks {', '.join(missing)}; rerun `dvc repro flow`")
+    if int(stats["crop_size"]) != params.faces.size:
+        raise ValueError(
+            f"{data.path}: flow computed on {stats['crop_size']} px face crops but faces.size is {params.faces.size}; "
+            "rerun `dvc repro flow`"
+        )
+    if int(stats["size"]) != data.size:
+        raise ValueError(f"{data.path}: stats.json says size {stats['size']} but the flow is {data.size} px")
+    face_model = Path(face_model)
+    if not face_model.is_file():
+        raise FileNotFoundError(f"face model not found: {face_model} (run `dvc repro face_model`)")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "memix_version": memix.__version__,
+        "method": method,
+        "seed": int(seed),
+        "class_names": [str(c) for c in data.class_names],
+        "flow": {
+            "method": str(stats["method"]),
+            "size": int(stats["size"]),
+            "channels": [str(c) for c in data.channels],
+            "params": dict(stats["method_params"]),
+        },
+        "faces": {
+            "size": params.faces.size,
+            "margin": float(params.faces.margin),
+            "min_detection_confidence": float(params.faces.min_detection_confidence),
+            "model_sha256": atomic.file_sha256(face_model),
+        },
+        "normalisation": {
+            "mean": [float(v) for v in np.asarray(result.mean).ravel()],
+            "std": [float(v) for v in np.asarray(result.std).ravel()],
+        },
+        "model": params.model.model_dump(mode="json"),
+        "train": params.train.model_dump(mode="json"),
+        "mixing": getattr(params.mixing, method).model_dump(mode="json"),
+        "history": {k: [float(v) for v in vals] for k, vals in result.history.items()},
+        "data": {"n_clips": int(result.n_clips), "n_subjects": int(result.n_subjects)},
+        "state_dict": dict(result.state_dict),
+    }
+
+
+def write(path: str | Path, contents: dict[str, Any]) -> Path:
+    """Save atomically; serialised in memory first, so the bytes do not depend on the temp file's name."""
+    path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(contents, buffer)
+    atomic.write_bytes(path, buffer.getvalue())
+    return path
+
+
+def load(path: str | Path) -> ModelFile:
+    """Read and validate a model file; every problem is a ``ValueError`` (or ``FileNotFoundError``) naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"model file not found: {path} (make one with `dvc repro fit`)")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for truncated or foreign files
+        raise ValueError(f"{path}: not a readable memix model file ({type(err).__name__})") from None
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a memix model file (no format {FORMAT!r}); make one with `dvc repro fit`")
+    version = raw.get("memix_version")
+    if version != memix.__version__:
+        raise ValueError(
+            f"{path}: model file from memix {version}, this is memix {memix.__version__}; "
+            "refit it with this version (`dvc repro fit`) or predict with the version that made it"
+        )
+    if raw.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path}: model file format {raw.get('format_version')!r}, expected {FORMAT_VERSION}")
+    missing = [key for key in REQUIRED if key not in raw]
+    missing += [
+        f"{key}.{sub}" for key, subs in REQUIRED.items() if isinstance(raw.get(key), dict) for sub in subs
+        if sub not in raw[key]
+    ]
+    missing += [key for key, subs in REQUIRED.items() if subs and key in raw and not isinstance(raw[key], dict)]
+    if missing:
+        raise ValueError(f"{path}: model file lacks key(s) {', '.join(missing)}; refit it with `dvc repro fit`")
+    return _parse(path, raw)
+
+
+def _parse(path: Path, raw: dict[str, Any]) -> ModelFile:
+    flow, faces = raw["flow"], raw["faces"]
+    try:
+        recipe = {"method": flow["method"], "size": flow["size"], "channels": flow["channels"]}
+        flow_params = FlowParams.model_validate({**recipe, flow["method"]: flow["params"]})
+        face_params = FacesParams(
+            size=faces["size"], margin=faces["margin"], min_detection_confidence=faces["min_detection_confidence"]
+        )
+        model_params = ModelParams.model_validate(raw["model"])
+    except (ValidationError, TypeError) as err:
+        detail = "; ".join(error_lines(err)) if isinstance(err, ValidationError) else str(err)
+        raise ValueError(f"{path}: invalid preprocessing or model settings: {detail}") from None
+    names = raw["class_names"]
+    if not isinstance(names, list) or len(names) < 2 or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path}: class_names must be a list of at least 2 names, got {names!r}")
+    mean = np.asarray(raw["normalisation"]["mean"], dtype=np.float64)
+    std = np.asarray(raw["normalisation"]["std"], dtype=np.float64)
+    n_ch = len(flow_params.channels)
+    if mean.shape != (n_ch,) or std.shape != (n_ch,) or not np.all(np.isfinite(mean)) or not np.all(std > 0):
+        raise ValueError(f"{path}: normalisation mean/std must be {n_ch} finite values (std > 0), got {mean}, {std}")
+    state = raw["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: state_dict must map names to tensors")
+    sha = faces["model_sha256"]
+    if not isinstance(sha, str) or len(sha) != 64:
+        raise ValueError(f"{path}: faces.model_sha256 must be a sha256 hex digest, got {sha!r}")
+    return ModelFile(
+        path=path, method=str(raw["method"]), class_names=list(names), flow=flow_params, faces=face_params,
+        face_model_sha256=sha, mean=mean, std=std, model=model_params, state_dict=state, raw=raw,
+    )

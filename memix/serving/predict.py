@@ -1,0 +1,228 @@
+"""Class probabilities for new clips: onset + apex images -> the pipeline's own preprocessing -> the fitted model.
+
+Every step is the code the pipeline ran on the training clips, with the settings the model file recorded:
+:func:`memix.preprocess.faces.align_clip` (face on the onset frame, the same crop for the apex),
+:func:`memix.preprocess.flow.clip_tensor` (flow, strain, resizing, float16 storage, with OpenCV on one thread as
+in the flow stage, so the same images give the same bytes), then the training data's normalisation and the
+network. The face model file must be the one the model was fitted with (its sha256 is checked).
+
+Clips come as :class:`ClipPair` lists: one pair, a folder of clip folders (:func:`clips_in_folder`), or a
+dataset's coding sheet read by its adapter (:func:`clips_in_dataset`). Any clip that fails (unreadable image,
+no face) stops the run with an error naming the clip and the file, before anything is written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import cv2
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from memix.config import DatasetParams
+from memix.datasets.frames import IMAGE_SUFFIXES
+from memix.io import atomic
+from memix.preprocess import faces, flow
+from memix.preprocess.landmarks import LandmarkDetector
+from memix.serving.modelfile import ModelFile
+
+BATCH = 256
+
+
+@dataclass(frozen=True)
+class ClipPair:
+    """One clip to score: a name, its onset and apex image files, and its label when a coding sheet gives one."""
+
+    name: str
+    onset: Path
+    apex: Path
+    label: str | None = None
+
+
+class Classifier:
+    """The fitted network on a device: flow tensors as the flow stage stores them -> class probabilities."""
+
+    def __init__(self, model_file: ModelFile, device: torch.device | str = "cpu") -> None:
+        self.model_file = model_file
+        self.device = torch.device(device)
+        self.net = model_file.build_model().to(self.device)
+        self.mean = torch.as_tensor(model_file.mean, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
+        self.std = torch.as_tensor(model_file.std, dtype=torch.float32, device=self.device).reshape(1, -1, 1, 1)
+        self.face_stream = model_file.model.face_stream
+
+    @torch.no_grad()
+    def probabilities(self, flow_batch: np.ndarray, onset: np.ndarray | None = None, batch: int = BATCH) -> np.ndarray:
+        """(N, C, S, S) flow in pixels (float16 or float32) [+ (N, S, S) uint8 onset faces] -> (N, K) float32."""
+        mf = self.model_file
+        want = (len(mf.channels), mf.flow.size, mf.flow.size)
+        if flow_batch.ndim != 4 or tuple(flow_batch.shape[1:]) != want:
+            raise ValueError(f"flow batch has shape {flow_batch.shape}; {mf.path} expects (N, {want[0]}, {want[1]}, "
+                             f"{want[2]})")
+        if self.face_stream and onset is None:
+            raise ValueError(f"{mf.path} has a face stream (model.face_stream): onset faces are needed")
+        out = []
+        for s in range(0, flow_batch.shape[0], batch):
+            x = torch.from_numpy(np.array(flow_batch[s : s + batch])).to(self.device, torch.float32)
+            face = None
+            if self.face_stream:
+                face = torch.from_numpy(np.ascontiguousarray(onset[s : s + batch])).to(self.device)
+                face = (face.to(torch.float32) / 255.0).unsqueeze(1)
+            logits = self.net((x - self.mean) / self.std, face=face)
+            out.append(torch.softmax(logits.float(), dim=-1).cpu())
+        if not out:
+            return np.zeros((0, len(mf.class_names)), dtype=np.float32)
+        return torch.cat(out).numpy()
+
+
+class Predictor:
+    """``with Predictor(model_file, face_model) as p: probs = p.predict(clips)``: images in, probabilities out."""
+
+    def __init__(self, model_file: ModelFile, face_model: str | Path, device: torch.device | str = "cpu") -> None:
+        self.model_file = model_file
+        self.face_model = Path(face_model)
+        if not self.face_model.is_file():
+            raise FileNotFoundError(f"face model not found: {self.face_model} (pass --face-model)")
+        sha = atomic.file_sha256(self.face_model)
+        if sha != model_file.face_model_sha256:
+            raise ValueError(
+                f"{self.face_model}: sha256 {sha[:12]}... is not the face model {model_file.path} was fitted with "
+                f"({model_file.face_model_sha256[:12]}...); pass that face_landmarker.task with --face-model"
+            )
+        self.classifier = Classifier(model_file, device)
+        self._detector: LandmarkDetector | None = None
+
+    def __enter__(self) -> Predictor:
+        fp = self.model_file.faces
+        self._detector = LandmarkDetector(self.face_model, max_faces=faces.MAX_FACES,
+                                          min_confidence=fp.min_detection_confidence)
+        self._detector.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._detector is not None:
+            self._detector.__exit__(exc_type, exc, tb)
+            self._detector = None
+
+    def flow_of(self, clip: ClipPair) -> tuple[np.ndarray, np.ndarray]:
+        """The clip's flow tensor (C, S, S) float16 and small onset face (S, S) uint8, as the flow stage stores them."""
+        if self._detector is None:
+            raise RuntimeError("use Predictor as a context manager")
+        fp = self.model_file.faces
+        aligned = faces.align_clip(self._detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
+        if aligned is None:
+            raise ValueError(f"clip {clip.name}: no face found in its onset frame {clip.onset}")
+        if aligned.apex_faces == 0:  # as the faces stage: a blank or damaged apex gives a flow of nothing
+            raise ValueError(f"clip {clip.name}: no face found in its apex frame {clip.apex}")
+        with _one_opencv_thread():
+            try:
+                result = flow.clip_tensor(self.model_file.flow, aligned.onset, aligned.apex)
+            except ValueError as err:
+                raise ValueError(f"clip {clip.name} ({clip.onset}, {clip.apex}): {err}") from None
+        return result.tensor, result.onset
+
+    def predict(self, clips: Sequence[ClipPair], progress: bool | None = None) -> np.ndarray:
+        """(N, K) float32 class probabilities, rows in ``clips`` order; a bar when there are many clips."""
+        show = len(clips) > 1 if progress is None else progress
+        tensors, onsets = [], []
+        for clip in tqdm(clips, desc="predict", unit="clip", disable=not show):
+            tensor, onset = self.flow_of(clip)
+            tensors.append(tensor)
+            onsets.append(onset)
+        if not clips:
+            return self.classifier.probabilities(np.zeros((0, 1, 1, 1), np.float16))
+        return self.classifier.probabilities(np.stack(tensors), np.stack(onsets))
+
+
+@contextlib.contextmanager
+def _one_opencv_thread() -> Iterator[None]:
+    """The flow stage computes flow with OpenCV on one thread (its arithmetic depends on the thread count)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
+
+
+# ------------------------------------------------------------------------------------------------- clip sources
+def clips_in_folder(folder: str | Path) -> list[ClipPair]:
+    """Every folder under ``folder`` (itself included) holding ``onset.<ext>`` and ``apex.<ext>`` is a clip.
+
+    A clip is named by its folder's path relative to ``folder`` (``folder``'s own name for ``folder`` itself).
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"clips folder not found: {folder}")
+    dirs = sorted({p.parent for p in folder.rglob("*") if p.is_file() and _role(p) is not None})
+    clips = []
+    for d in dirs:
+        found: dict[str, list[Path]] = {"onset": [], "apex": []}
+        for p in sorted(d.iterdir()):
+            role = _role(p)
+            if role is not None and p.is_file():
+                found[role].append(p)
+        name = d.name if d == folder else d.relative_to(folder).as_posix()
+        for role, files in found.items():
+            if len(files) != 1:
+                what = "no" if not files else f"{len(files)} ({', '.join(f.name for f in files)})"
+                raise ValueError(f"clip folder {d}: {what} {role} image; a clip needs one onset.<ext> and apex.<ext>")
+        clips.append(ClipPair(name, found["onset"][0], found["apex"][0]))
+    if not clips:
+        raise ValueError(f"{folder}: no clip folders (a folder with onset.<ext> and apex.<ext>, e.g. onset.jpg)")
+    return clips
+
+
+def _role(path: Path) -> str | None:
+    if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
+        return None
+    stem = path.stem.lower()
+    return stem if stem in ("onset", "apex") else None
+
+
+def clips_in_dataset(params: DatasetParams) -> list[ClipPair]:
+    """The clips of a dataset folder and coding sheet, read exactly as the ingest stage reads them (its adapter,
+    class map, patches and checks), with their sheet labels."""
+    from memix.datasets.ingest import build_index
+
+    index, _ = build_index(params)
+    root = Path(params.root)
+    return [
+        ClipPair(str(r.clip_id), root / str(r.onset_path), root / str(r.apex_path), str(r.label))
+        for r in index.itertuples(index=False)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------------- output
+def predictions_frame(clips: Sequence[ClipPair], probs: np.ndarray, class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per clip: clip, label (only when every clip has one), predicted, prob_<class>..."""
+    table = pd.DataFrame({"clip": [c.name for c in clips]})
+    if clips and all(c.label is not None for c in clips):
+        table["label"] = [c.label for c in clips]
+    table["predicted"] = [class_names[k] for k in probs.argmax(axis=1)] if len(clips) else []
+    for k, name in enumerate(class_names):
+        table[f"prob_{name}"] = probs[:, k].astype(np.float64)
+    return table
+
+
+def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
+    """The predictions table as CSV, atomically (probabilities to 6 decimals)."""
+    path = Path(path)
+    atomic.write_text(path, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when torch sees one, else the CPU; ``cuda`` without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda but torch sees no CUDA device; use auto or cpu")
+    return torch.device(name)

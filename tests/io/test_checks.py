@@ -1,0 +1,69 @@
+"""Damaged or non-finite data never reaches training or evaluation: flipped shard bytes, NaN flow, NaN probabilities."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from flowsets import make_flow_set
+
+from memix.io import checks, flowset, shards
+
+
+def test_flipped_bytes_in_a_flow_shard_stop_the_reader(tmp_path: Path) -> None:
+    """888 flipped bytes in the data of flow-00000.npy: same size and header, values up to 4.5e4 before."""
+    path = make_flow_set(tmp_path / "flow")
+    shard = path / shards.shard_file("flow", 0)
+    raw = bytearray(shard.read_bytes())
+    for i in range(len(raw) - 888, len(raw)):
+        raw[i] ^= 0x5A
+    shard.write_bytes(bytes(raw))
+    with pytest.raises(shards.ShardError) as info:
+        flowset.read(path)
+    message = str(info.value)
+    assert str(shard) in message and "sha256" in message and "sub01/EP00" in message
+
+
+def _nan_flow_set(out: Path) -> Path:
+    """A flow set written WITH NaN/inf in two clips, so its checksums are valid: only the values can tell."""
+    src = make_flow_set(out.parent / "src")
+    data = flowset.read(src)
+    flow = np.array(data.flow)
+    flow[6, 1, 3, 3] = np.nan  # sub02/EP01
+    flow[13, 0, 0, 0] = np.inf  # sub03/EP03
+    index = data.index.drop(columns=["shard", "row"])
+    four_clips_mb = 4 * flow[0].nbytes / 2**20  # 4 clips per shard file: the two clips land in different shards
+    flowset.write(out, index, {"flow": flow, "onset": np.array(data.onset)}, data.stats, shard_mb=four_clips_mb)
+    return out
+
+
+def test_nan_in_flow_names_the_shard_file_and_the_clip(tmp_path: Path) -> None:
+    path = _nan_flow_set(tmp_path / "flow")
+    with pytest.raises(ValueError) as info:
+        flowset.read(path)
+    message = str(info.value)
+    assert str(path / shards.shard_file("flow", 1)) in message  # rows 4..7: sub02/EP01 is row 6
+    assert "row 6 (clip sub02/EP01)" in message and "2 clips in all" in message
+
+
+def test_nonfinite_rows_on_float16_and_float32() -> None:
+    values = np.zeros((5, 2, 3), np.float16)
+    values[1, 0, 2] = np.inf
+    values[3, 1, 1] = -np.inf
+    values[4, 0, 0] = np.nan
+    values[2, 0, 0] = 65504  # the largest finite float16
+    assert checks.nonfinite_rows(values).tolist() == [1, 3, 4]
+    assert checks.nonfinite_rows(values.astype(np.float32), chunk_bytes=8).tolist() == [1, 3, 4]
+    assert checks.nonfinite_rows(np.arange(4)).tolist() == []
+
+
+def test_nan_probability_names_the_file_and_the_clip(tmp_path: Path) -> None:
+    preds = pd.DataFrame({
+        "seed": [0, 0, 0], "clip_id": ["s1/a", "s1/b", "s2/c"], "fold": [0, 0, 1], "epoch": [3, 3, 3],
+        "prob_0": [0.2, np.nan, 0.5], "prob_1": [0.8, np.nan, 0.5],
+    })
+    checks.check_probabilities(preds.drop(1), 2, tmp_path / "predictions.parquet")
+    with pytest.raises(ValueError, match=r"predictions\.parquet: clip 's1/b' \(seed 0, fold 0, epoch 3\): NaN"):
+        checks.check_probabilities(preds, 2, tmp_path / "predictions.parquet")

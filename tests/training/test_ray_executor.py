@@ -1,0 +1,31 @@
+"""``train.executor: ray`` through a local Ray on the CPU: the same bytes as the local executor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flowsets import make_flow_set
+
+from memix.config import parse_params
+from memix.training import run
+
+ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'memix[ray]'")
+
+
+def _params(executor: str):
+    return parse_params({
+        "model": {"patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2},
+        "train": {"epochs": 2, "batch_size": 8, "device": "cpu", "threads": 1, "fold_batch": 2, "executor": executor},
+        "compare": {"seeds": [0]},
+    })
+
+
+def test_a_loso_run_through_ray_gives_the_local_bytes(tmp_path: Path) -> None:
+    flow_dir = make_flow_set(tmp_path / "flow")
+    local = run.run(_params("local"), "memix", flow_dir, tmp_path / "local")
+    through_ray = run.run(_params("ray"), "memix", flow_dir, tmp_path / "ray")
+    assert through_ray.read_bytes() == local.read_bytes()
+    for name in ("history.parquet", "curves.csv"):
+        assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    assert not ray.is_initialized()  # the run shut down the Ray it started
