@@ -10,7 +10,6 @@ draws with, so ``memix --help`` stays instant.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ def _show_mix(args: argparse.Namespace, params: Params) -> None:
 
 
 def _predict(args: argparse.Namespace, params: Params | None) -> None:
+    from memix.models import resolve_device
     from memix.serving import modelfile, predict
 
     if (args.onset is None) != (args.apex is None):
@@ -62,7 +62,7 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
     face_model = Path(args.face_model or (project.faces.model if project else paths.FACE_MODEL))
 
     model_file = modelfile.load(args.model)
-    with predict.Predictor(model_file, face_model, predict.resolve_device(args.device)) as predictor:
+    with predict.Predictor(model_file, face_model, resolve_device(args.device, "--device")) as predictor:
         probs = predictor.predict(clips)
     table = predict.predictions_frame(clips, probs, model_file.class_names)
     if args.onset is not None:
@@ -154,16 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    log.configure(args.verbose - args.quiet)
-    try:
+
+    def body() -> None:
         params = load_params(args.params) if getattr(args, "needs_params", True) else None
         args.handler(args, params)
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
-        if os.environ.get("MEMIX_DEBUG"):
-            raise
-        print(f"memix {args.command}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+
+    return log.run_reporting(f"memix {args.command}", body, args.verbose - args.quiet)
 
 
 if __name__ == "__main__":

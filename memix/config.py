@@ -149,16 +149,16 @@ class SynthParams(_Section):
         "casme2", description="one layout written at the output folder, or a list: one sub-folder per layout"
     )
     seed: int = 0
-    subjects: int = Field(12, ge=2, le=99)
-    clips: int = Field(144, ge=5)
+    subjects: int = Field(10, ge=2, le=99)
+    clips: int = Field(120, ge=5)
     frame_size: int = Field(256, ge=128, le=1024)
     face_size: int = Field(150, ge=64, le=900)
     first_frame_min: int = Field(1, ge=1)
     first_frame_max: int = Field(3000, ge=1)
     frames_min: int = Field(10, ge=5)
     frames_max: int = Field(30, ge=5)
-    apex_px_min: float = Field(1.5, ge=0.0)
-    apex_px_max: float = Field(3.5, ge=0.0)
+    apex_px_min: float = Field(4.0, ge=0.0)
+    apex_px_max: float = Field(7.0, ge=0.0)
     subject_intensity_sd: float = Field(0.25, ge=0.0, le=1.0)
     au_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="chance an optional AU of a class is left out")
     distractor_au_rate: float = Field(0.1, ge=0.0, le=1.0, description="chance of one extra AU from another class")
@@ -241,7 +241,7 @@ class FlowParams(_Section):
     """Onset -> apex optical flow, its channels and output size."""
 
     method: Literal["tvl1", "farneback", "dis"] = "tvl1"
-    size: int = Field(32, ge=8, le=1024)
+    size: int = Field(56, ge=8, le=1024)
     channels: list[Literal["u", "v", "strain"]] = ["u", "v", "strain"]
     workers: int = Field(0, ge=0, description="process pool size; 0 = CPU count")
     shard_mb: float = Field(64.0, gt=0.0)
@@ -266,10 +266,10 @@ class ModelParams(_Section):
     """The classifier: a timm ViT on flow, optionally with the MixMeFormer onset-face stream."""
 
     name: str = "vit_flow_tiny"
-    patch_size: int = Field(8, ge=1)
-    embed_dim: int = Field(32, ge=8)
+    patch_size: int = Field(4, ge=1)
+    embed_dim: int = Field(16, ge=8)
     depth: int = Field(2, ge=1)
-    num_heads: int = Field(2, ge=1)
+    num_heads: int = Field(1, ge=1)
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
     pretrained: bool = False
     weights_path: str | None = None
@@ -288,8 +288,8 @@ class AugmentParams(_Section):
 class TrainParams(_Section):
     """LOSO training shared by every method."""
 
-    epochs: int = Field(24, ge=1)
-    batch_size: int = Field(32, ge=2)
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=2)
     optimizer: Literal["adam", "adamw"] = "adamw"
     lr: float = Field(3e-3, gt=0.0)
     weight_decay: float = Field(0.05, ge=0.0)
@@ -353,8 +353,8 @@ class MixAugmentMix(_Section):
 class MEMixMix(_Section):
     k_mode: Literal["beta", "fixed"] = "beta"
     alpha_k: float = Field(2.0, gt=0.0)
-    k_offset: int = Field(1, ge=0)
-    k: int = Field(4, ge=1, description="patches mixed when k_mode is fixed (clipped to the grid)")
+    k_offset: int = Field(14, ge=0)
+    k: int = Field(40, ge=1, description="patches mixed when k_mode is fixed (clipped to the grid)")
     mix_alpha: float = Field(1.0, gt=0.0)
     pool: Literal["avg", "max"] = "avg"
 

@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from tqdm import tqdm
 
@@ -75,6 +75,24 @@ def configure(verbosity: int = NORMAL) -> None:
 
 _native_lock = threading.RLock()
 _native_depth = 0
+
+
+KNOWN_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError)
+"""Failures with a message meant for the user (bad input, missing file, a full disk): one line, no traceback."""
+
+
+def run_reporting(name: str, body: Callable[[], None], verbosity: int = NORMAL) -> int:
+    """Configure logging, run ``body``; a known failure becomes ``<name>: error: <message>`` on stderr and exit
+    status 1 (``MEMIX_DEBUG=1`` re-raises it with its traceback). The stages and ``memix`` both end this way."""
+    configure(verbosity)
+    try:
+        body()
+    except KNOWN_ERRORS as err:
+        if os.environ.get("MEMIX_DEBUG"):
+            raise
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
 
 
 @contextlib.contextmanager

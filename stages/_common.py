@@ -86,12 +86,4 @@ def run(stage: str, body: Callable[[], None]) -> int:
     """Run the stage's body with logging set up; a known failure becomes one line on stderr and exit status 1."""
     from memix import log
 
-    log.configure(_verbosity)
-    try:
-        body()
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as err:
-        if os.environ.get("MEMIX_DEBUG"):
-            raise
-        print(f"stage {stage}: error: {err}", file=sys.stderr)
-        return 1
-    return 0
+    return log.run_reporting(f"stage {stage}", body, _verbosity)

@@ -6,12 +6,24 @@ Submodules: ``vit`` (which ViT and its weights), ``attention`` (the CLS attentio
 
 from __future__ import annotations
 
+import torch
+
 from memix.config import ModelParams
 from memix.models.flow_model import FlowModel
 from memix.models.mixmeformer import FaceStream
 from memix.models.vit import create_vit, patch_size_of
 
-__all__ = ["FlowModel", "build"]
+__all__ = ["FlowModel", "build", "resolve_device"]
+
+
+def resolve_device(name: str, setting: str = "train.device") -> torch.device:
+    """``auto`` is CUDA when torch sees one, else the CPU; asking for CUDA without one is an error naming
+    ``setting`` (the params key or command-line option that asked)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"{setting} is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
+    return torch.device(name)
 
 
 def build(params: ModelParams, in_chans: int, num_classes: int, img_size: int) -> FlowModel:

@@ -219,10 +219,3 @@ def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
     return path
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` is CUDA when torch sees one, else the CPU; ``cuda`` without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda but torch sees no CUDA device; use auto or cpu")
-    return torch.device(name)

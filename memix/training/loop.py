@@ -88,15 +88,6 @@ ProgressFn = Callable[[int, list[dict[str, float]]], None]
 """Called after each epoch with the epoch (1-based) and, per unit, loss, train_acc, test_correct, n_test."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when present; asking for CUDA without one is an error naming the key."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device; use 'auto' or 'cpu'")
-    return torch.device(name)
-
-
 def unit_seeds(seed: int, fold: int) -> dict[str, int]:
     """Independent seeds for init, batch order, augmentation, mixing and dropout, derived from (seed, fold)."""
     state = np.random.SeedSequence([seed, fold]).generate_state(4, dtype=np.uint32)

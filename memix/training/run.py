@@ -21,9 +21,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from memix import models
 from memix.config import MIXING_METHODS, Params, dump_params
 from memix.io import flowset
-from memix.training import checkpoint, loop
+from memix.training import checkpoint
 from memix.training.executor import DoneFn, GroupJob, GroupProgressFn, cpu_workers, run_local
 from memix.training.folds import make_folds
 from memix.training.loop import Unit, UnitResult
@@ -67,8 +68,6 @@ def fold_batch(params: Params, device: torch.device, n_units: int, data: flowset
 def unit_bytes(params: Params, data: flowset.FlowSet) -> int:
     """Rough device memory of one unit in training: fp32 weights, gradients and two Adam moments, plus bf16
     activations kept for the backward pass (about 19 values per token, embedding channel and block)."""
-    from memix import models
-
     model = models.build(params.model, data.flow.shape[1], data.num_classes, data.size)
     n_params = sum(p.numel() for p in model.parameters())
     tokens = model.grid * model.grid + 1
@@ -103,7 +102,7 @@ def run(
     seeds = list(params.compare.seeds if seeds is None else seeds)
     out_dir = Path(out_dir)
     data = flowset.read(flow_dir, need_onset=params.model.face_stream)
-    device = loop.resolve_device(params.train.device)
+    device = models.resolve_device(params.train.device)
     threads = torch.get_num_threads()
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
