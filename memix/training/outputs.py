@@ -13,8 +13,10 @@ Files in the run folder (``data/train/<method>/``):
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +100,22 @@ def write_live(live_dir: Path, curves: pd.DataFrame, seeds: Sequence[int]) -> No
     with atomic.atomic_path(live_dir) as tmp:
         tmp.mkdir()
         for seed in seeds:
-            with _live(tmp / f"seed{seed}") as live:
+            with _writing(live_dir / f"seed{seed}"), _live(tmp / f"seed{seed}") as live:
                 for row in curves[curves["seed"] == seed].itertuples(index=False):
                     live.step = int(row.epoch)
                     for name in CURVE_METRICS:
                         live.log_metric(name, float(getattr(row, name)), timestamp=False)
                 live.make_summary()
+
+
+@contextlib.contextmanager
+def _writing(path: Path) -> Iterator[None]:
+    """DVCLive's own failures (a full disk shows as sqlite3.OperationalError from its state) as an error naming
+    the folder it was writing."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as err:
+        raise OSError(f"{path}: DVCLive could not write its logs ({type(err).__name__}: {err})") from err
 
 
 def _live(path: Path) -> Any:
@@ -149,13 +161,14 @@ class LiveLog:
         }
         if all(s["test_correct"] is not None for s in stats):
             values["test_accuracy"] = sum(s["test_correct"] for s in stats) / sum(s["n_test"] for s in stats)
-        if seed not in self._runs:
-            self._runs[seed] = _live(self.live_dir / f"seed{seed}")
-        live = self._runs[seed]
-        live.step = epoch
-        for name, value in values.items():
-            live.log_metric(name, value, timestamp=False)
-        live.make_summary()
+        with _writing(self.live_dir / f"seed{seed}"):
+            if seed not in self._runs:
+                self._runs[seed] = _live(self.live_dir / f"seed{seed}")
+            live = self._runs[seed]
+            live.step = epoch
+            for name, value in values.items():
+                live.log_metric(name, value, timestamp=False)
+            live.make_summary()
         if self.on_update is not None:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items())
             self.on_update(f"seed {seed} epoch {epoch}/{self.epochs}: {shown}")

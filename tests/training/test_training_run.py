@@ -292,3 +292,19 @@ def test_curves_hold_the_pooled_accuracy_of_every_evaluated_epoch(flow_dir, tmp_
     for _, row in curves.iterrows():
         at = preds[preds["epoch"] == row["epoch"]]
         assert row["test_accuracy"] == pytest.approx((at["true"] == at["pred"]).mean(), abs=1e-6)
+
+
+def test_dvclive_failures_name_the_folder(flow_dir, tmp_path, monkeypatch):
+    """A full disk inside DVCLive surfaces as sqlite3.OperationalError from its state: an error naming the folder."""
+    import sqlite3
+
+    from memix.training import outputs
+
+    def full_disk(*args, **kwargs):
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(outputs, "_live", full_disk)
+    out = tmp_path / "t"
+    with pytest.raises(OSError, match=r"t/live/seed0: DVCLive could not write its logs.*disk is full"):
+        run.run(tiny_params(epochs=1, workers=1), "none", flow_dir=flow_dir, out_dir=out)
+    assert not (out / "live").exists() and not (out / "predictions.parquet").is_file()
