@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-import pytest
+# The stages' numeric code paths for the whole session (stages/_common.py caps numpy, OpenCV, PyTorch, MKL and oneDNN
+# at AVX2 when imported): set before any of them loads, so that what a test computes in process and what a stage,
+# worker pool or Ray worker computes in a subprocess (which inherits this environment) agree on an AVX-512 CPU too.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
+import _common  # noqa: E402,F401
 
-from memix.preprocess import facemodel
+sys.path.remove(str(Path(__file__).resolve().parents[1] / "stages"))
+
+import pytest  # noqa: E402
+
+from memix.preprocess import facemodel  # noqa: E402
 
 CACHE = Path(os.environ.get("MEMIX_TEST_CACHE", Path.home() / ".cache" / "memix-tests"))
 

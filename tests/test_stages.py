@@ -64,12 +64,12 @@ def test_a_stage_runs_the_memix_of_its_own_checkout(tmp_path: Path) -> None:
 
 
 def test_stages_pin_the_cpu_code_paths_on_x86() -> None:
+    saved = dict(os.environ)
     sys.path.insert(0, str(REPO / "stages"))
     try:
         import _common
     finally:
         sys.path.remove(str(REPO / "stages"))
-    saved = dict(os.environ)
     try:
         for key in (*_common.AVX2_CAPS, *_common.AVX512_OFF, "MEMIX_NATIVE_CPU"):
             os.environ.pop(key, None)
