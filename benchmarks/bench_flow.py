@@ -44,6 +44,7 @@ def make_faces(out_dir: Path, n: int, size: int, seed: int = 0) -> None:
     index = pd.DataFrame(
         {
             "clip_id": [f"sub{i % 5:02d}/EP{i:03d}" for i in range(n)],
+            "dataset": "casme2",
             "subject": [f"sub{i % 5:02d}" for i in range(n)],
             "label": [f"class{i % 5}" for i in range(n)],
             "label_id": [i % 5 for i in range(n)],
@@ -59,7 +60,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=int, default=[128, 224])
     parser.add_argument("--workers", nargs="+", type=int, default=[1, 2])
     args = parser.parse_args()
-    print("flow only = flowstage.clip_tensor in one process with one OpenCV thread (no pool, no I/O);")
+    print("flow only = memix.preprocess.flow.clip_tensor in one process with one OpenCV thread (no pool, no I/O);")
     print("stage = memix.preprocess.flow.run end to end (pool start, shards, stats, montage of 5 clips)")
     print(f"{'method':<10} {'crop':>5} {'out':>4} {'what':>12} {'s':>7} {'pairs/s':>8} {'255 clips':>10}")
     with tempfile.TemporaryDirectory(prefix="memix-bench-flow-") as tmp:

@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from memix.config import dump_params, load_params, parse_params  # noqa: E402
 from memix.io import flowset  # noqa: E402
+from memix.models import resolve_device  # noqa: E402
 from memix.training import loop  # noqa: E402
 from memix.training.folds import make_folds  # noqa: E402
 
@@ -98,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
 
     params = load_params(REPO / args.params if not Path(args.params).is_absolute() else args.params)
-    device = loop.resolve_device(args.device)
+    device = resolve_device(args.device, "--device")
     if device.type == "cpu" and params.train.threads:
         torch.set_num_threads(params.train.threads)
     size = params.flow.size

@@ -88,7 +88,7 @@ def main() -> None:
           f"threads {torch.get_num_threads()}, batch {tuple(x.shape)}, patch {args.patch}, "
           f"median of {args.repeats}")
     print(f"{'what':<34}{'ms/batch':>10}")
-    for name in mixing.METHODS:
+    for name in mixing.MIXING_METHODS:
         mixer = mixing.get(name, NUM_CLASSES, patch_size=args.patch)
         mixer.bind(train_y, train_x)
         attn = attention if mixer.needs_attention else None

@@ -9,10 +9,11 @@ from pathlib import Path
 # The stages' numeric code paths for the whole session (stages/_common.py caps numpy, OpenCV, PyTorch, MKL and oneDNN
 # at AVX2 when imported): set before any of them loads, so that what a test computes in process and what a stage,
 # worker pool or Ray worker computes in a subprocess (which inherits this environment) agree on an AVX-512 CPU too.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
+_STAGES = str(Path(__file__).resolve().parents[1] / "stages")
+sys.path.insert(0, _STAGES)
 import _common  # noqa: E402,F401
 
-sys.path.remove(str(Path(__file__).resolve().parents[1] / "stages"))
+sys.path.remove(_STAGES)
 
 import pytest  # noqa: E402
 
