@@ -16,7 +16,7 @@ from pathlib import Path
 
 from memix import __version__, log
 from memix.config import MIXING_METHODS, Params, load_params
-from memix.io import paths
+from memix.io import atomic, paths
 
 Handler = Callable[[argparse.Namespace, Params | None], None]
 
@@ -47,6 +47,9 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
         raise ValueError("give --onset A --apex B, or --clips FOLDER and/or --dataset ROOT")
     if args.onset is not None and (args.clips is not None or args.dataset is not None):
         raise ValueError("--onset/--apex score one clip; leave out --clips and --dataset")
+    out = args.out or (None if args.onset is not None else "predictions.csv")
+    if out is not None:
+        atomic.check_output(out)  # refused before any work, and never deleted
     project = load_params(args.params) if args.dataset is not None or Path(args.params).is_file() else None
     clips: list[predict.ClipPair] = []
     if args.onset is not None:
@@ -69,10 +72,11 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
         print(f"predicted: {table['predicted'].iloc[0]}")
         for k, name in enumerate(model_file.class_names):
             print(f"  {name:<{max(map(len, model_file.class_names))}}  {probs[0, k]:.4f}")
-        if args.out:
-            print(predict.write_csv(args.out, table))
+        if out is not None:
+            print(predict.write_csv(out, table))
         return
-    print(predict.write_csv(args.out or "predictions.csv", table))
+    assert out is not None
+    print(predict.write_csv(out, table))
     if "label" in table:
         hits = int((table["label"] == table["predicted"]).sum())
         print(f"accuracy against the sheet's labels: {hits / len(table):.3f} ({hits}/{len(table)} clips)")
@@ -81,8 +85,9 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
 def _export(args: argparse.Namespace, params: Params | None) -> None:
     from memix.serving import export, modelfile
 
-    model_file = modelfile.load(args.model)
     out = Path(args.out) if args.out else Path(args.model).with_suffix(".onnx")
+    atomic.check_output(out)  # refused before any work, and never deleted
+    model_file = modelfile.load(args.model)
     print(export.export_onnx(model_file, out))
 
 

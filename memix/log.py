@@ -81,12 +81,23 @@ KNOWN_ERRORS = (ValueError, FileNotFoundError, RuntimeError, OSError)
 """Failures with a message meant for the user (bad input, missing file, a full disk): one line, no traceback."""
 
 
+INTERRUPTED = 130
+"""Exit status after Ctrl-C (128 + SIGINT), as a shell reports it."""
+
+
 def run_reporting(name: str, body: Callable[[], None], verbosity: int = NORMAL) -> int:
     """Configure logging, run ``body``; a known failure becomes ``<name>: error: <message>`` on stderr and exit
-    status 1 (``MEMIX_DEBUG=1`` re-raises it with its traceback). The stages and ``memix`` both end this way."""
+    status 1 (``MEMIX_DEBUG=1`` re-raises it with its traceback). Ctrl-C becomes one line, ``interrupted: <what a
+    rerun does>`` (the message the ``KeyboardInterrupt`` carries), and exit status 130. The stages and ``memix``
+    both end this way."""
     configure(verbosity)
     try:
         body()
+    except KeyboardInterrupt as err:
+        if os.environ.get("MEMIX_DEBUG"):
+            raise
+        print(f"interrupted: {err}" if str(err) else f"{name}: interrupted", file=sys.stderr)
+        return INTERRUPTED
     except KNOWN_ERRORS as err:
         if os.environ.get("MEMIX_DEBUG"):
             raise

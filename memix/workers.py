@@ -23,6 +23,13 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 POLL_SECONDS = 1.0
 
 
+def start_worker(parent_pid: int) -> str:
+    """What every pool worker does first: leave Ctrl-C to the parent (it reaches the terminal's whole process
+    group; the parent alone reports it, in one line, and stops the pool) and end with the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return die_with_parent(parent_pid)
+
+
 def die_with_parent(parent_pid: int) -> str:
     """Make this process end when the process ``parent_pid`` ends; return how (``prctl`` or ``poll``)."""
     how = "prctl" if _linux_pdeathsig() else "poll"
@@ -50,4 +57,4 @@ def _watch(parent_pid: int) -> None:
     os._exit(1)
 
 
-__all__ = ["die_with_parent"]
+__all__ = ["die_with_parent", "start_worker"]

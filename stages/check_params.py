@@ -17,7 +17,7 @@ import _common
 from memix.config import load_params
 from memix.io import atomic, paths
 
-CHECKED = "params.yaml passed memix/config.py's schema; see dvc.lock for the values\n"
+CHECKED = "params.yaml passed memix/config's schema; see dvc.lock for the values\n"
 
 
 def main(argv: list[str] | None = None) -> int:

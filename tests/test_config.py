@@ -111,3 +111,34 @@ def test_megc_preset_is_params_yaml_with_a_composite_of_synthetic_layouts() -> N
     # each source reads the folder the synth stage writes for its layout
     assert [(s.name, s.root) for s in megc.dataset.sources] == [(n, n) for n in megc.synth.layout]
     assert megc.synth.layout == ["casme2", "samm", "smic"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("train: {epochs: true}\n", "train.epochs"),
+        ("train: {lr: true}\n", "train.lr"),
+        ("flow: {size: false}\n", "flow.size"),
+        ("train: {fold_batch: true}\n", "train.fold_batch"),
+        ("compare: {seeds: [0, true]}\n", "compare.seeds"),
+        ("fit: {seed: true}\n", "fit.seed"),
+    ],
+)
+def test_a_bool_is_not_a_number(tmp_path: Path, text: str, key: str) -> None:
+    """pydantic reads `true` as 1 where an int is expected; params must say it instead."""
+    with pytest.raises(ParamsError, match=rf"{key}: .*is a bool"):
+        load_params(_write(tmp_path, text))
+
+
+def test_keys_that_take_a_bool_still_do(tmp_path: Path) -> None:
+    text = "train: {compile: false, augment: {flip: false}}\nmodel: {face_stream: true}\n"
+    params = load_params(_write(tmp_path, text))
+    assert params.train.compile is False and params.train.augment.flip is False and params.model.face_stream
+
+
+def test_the_baseline_must_be_one_of_the_compared_methods(tmp_path: Path) -> None:
+    """Otherwise the mistake shows only at `compare`, after every method has trained."""
+    with pytest.raises(ParamsError, match=r"compare: .*baseline 'none' is not in compare.methods \['memix', 'mixup'\]"):
+        load_params(_write(tmp_path, "compare: {methods: [memix, mixup], baseline: none}\n"))
+    chosen = load_params(_write(tmp_path, "compare: {methods: [memix, mixup], baseline: mixup}\n"))
+    assert chosen.compare.baseline == "mixup"

@@ -126,3 +126,21 @@ def test_stage_summary_shows_by_default_and_not_with_quiet(tmp_path: Path, face_
 
     proc = _stage("--source", str(face_model_path), "--out", str(out), "-v", cwd=tmp_path)
     assert "already holds the pinned file" in proc.stderr
+
+
+def test_ctrl_c_is_one_line_and_exit_status_130(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any stage or command stopped with Ctrl-C: one line, no traceback; a message says what a rerun does."""
+    monkeypatch.delenv("MEMIX_DEBUG", raising=False)
+
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    def interrupted_saying() -> None:
+        raise KeyboardInterrupt("rerun resumes from 3 finished groups")
+
+    assert log.run_reporting("stage flow", interrupted) == 130
+    assert capsys.readouterr().err == "stage flow: interrupted\n"
+    assert log.run_reporting("stage train", interrupted_saying) == 130
+    assert capsys.readouterr().err == "interrupted: rerun resumes from 3 finished groups\n"

@@ -73,6 +73,19 @@ def test_flow_param_reruns_flow_and_everything_after(restore: Path) -> None:
     })
 
 
+def test_a_methods_code_change_reruns_only_that_methods_stages(project: Path) -> None:
+    """A code change reruns the ``code`` stage, then only the stages whose code listing changed: here the training
+    and fit of the method whose module changed (their outputs keep their bytes, so nothing after them reruns)."""
+    mixer = project / "memix" / "mixing" / "memix_mixer.py"
+    try:
+        mixer.write_text(mixer.read_text() + "\n# a comment: the same behaviour, other bytes\n")
+        assert ran(dvc(project, "repro")) == {"code", "train@memix", "fit@memix"}
+    finally:
+        sh(project, "git", "checkout", "--", "memix/mixing/memix_mixer.py")
+        dvc(project, "repro")
+    assert dvc(project, "status").strip().endswith("Data and pipelines are up to date.")
+
+
 def test_remote_round_trip_leaves_nothing_to_rerun(project: Path, tmp_path: Path) -> None:
     remote = tmp_path / "remote"
     dvc(project, "remote", "add", "-d", "shared", str(remote))

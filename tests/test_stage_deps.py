@@ -1,137 +1,116 @@
-"""dvc.yaml's deps cannot drift from the code: every module a stage runs is a dependency of that stage.
+"""dvc.yaml's deps cannot drift from the code: every file a stage runs is hashed into that stage's deps.
 
-Each stage's import closure is computed from the source (``ast``: every ``import`` / ``from ... import`` of a
-``memix`` module or of ``stages/_common.py``, followed transitively, package ``__init__`` files included, imports
-under ``if TYPE_CHECKING:`` left out since they never run). The one import made by name, the mixing registry's
-``memix.mixing.<method>_mixer``, is added for the method a train stage trains.
+Each stage depends on its code listing (``data/code/<stage>.txt``, written by the ``code`` stage from
+:func:`memix.codehash.stage_listings`), which holds the path and sha256 of every file of the stage's import
+closure; the ``code`` stage depends on all of ``memix/`` and ``stages/``. So a code change reruns the ``code``
+stage, and then exactly the stages whose listing changed. The one import made by name, the mixing registry's
+``memix.mixing.<method>_mixer``, is in the listing of the method's train and fit stages only.
 """
 
 from __future__ import annotations
 
-import ast
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
+from memix import codehash
+from memix.codehash import import_closure, listing_name, stage_listings
 from memix.config import MIXING_METHODS
+from memix.io import paths
 from memix.mixing import module_name
 
 REPO = Path(__file__).resolve().parents[1]
+DVC_STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 
 
-def _module_file(name: str) -> Path | None:
-    """The source file of module ``name`` in this repository (``memix.x.y`` or a stage-local module), if any."""
-    parts = name.split(".")
-    candidates = [REPO.joinpath(*parts).with_suffix(".py"), REPO.joinpath(*parts, "__init__.py")]
-    if len(parts) == 1:
-        candidates.append(REPO / "stages" / f"{name}.py")
-    return next((c for c in candidates if c.is_file()), None)
-
-
-def _package_inits(name: str) -> list[Path]:
-    parts = name.split(".")
-    return [p for i in range(1, len(parts)) if (p := REPO.joinpath(*parts[:i], "__init__.py")).is_file()]
-
-
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _imported_names(tree: ast.AST) -> list[str]:
-    names: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            names.extend(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.append(node.module)
-            names.extend(f"{node.module}.{alias.name}" for alias in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return names
-
-
-def import_closure(script: Path, extra_modules: tuple[str, ...] = ()) -> set[Path]:
-    """Every repository source file that running ``script`` imports, the script itself included."""
-    seen: set[Path] = set()
-    todo = [script, *(f for m in extra_modules for f in [_module_file(m), *_package_inits(m)] if f)]
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for name in _imported_names(ast.parse(path.read_text(), filename=str(path))):
-            if not (name == "memix" or name.startswith("memix.") or name == "_common"):
-                continue
-            found = _module_file(name)
-            if found is not None:
-                todo.append(found)
-                todo.extend(_package_inits(name))
-    return seen
-
-
-def _stages() -> list[tuple[str, dict, dict[str, str]]]:
-    """(name, stage, item) for every stage of dvc.yaml, matrix stages expanded over the methods (seed 0)."""
-    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+def _stages() -> list[tuple[str, str, dict, dict[str, str]]]:
+    """(name, dvc.yaml stage key, stage, item) for every stage but ``code``, matrix stages expanded."""
     out = []
-    for name, stage in stages.items():
+    for name, stage in DVC_STAGES.items():
+        if name == "code":
+            continue
         if "matrix" in stage:
-            for method in MIXING_METHODS:
-                out.append((f"{name}@{method}", stage, {"method": method, "seed": "0"}))
+            out.extend((f"{name}@{m}", name, stage, {"method": m}) for m in MIXING_METHODS)
         else:
-            out.append((name, stage, {}))
+            out.append((name, name, stage, {}))
     return out
 
 
-def _deps(stage: dict, item: dict[str, str]) -> list[Path]:
-    deps = []
-    for dep in stage.get("deps", []):
-        text = re.sub(r"\$\{item\.(\w+)\}", lambda m: item[m.group(1)], str(dep))
-        if "${" not in text:
-            deps.append((REPO / text).resolve())
-    return deps
-
-
-def _covered(path: Path, deps: list[Path]) -> bool:
-    return any(path == d or d in path.parents for d in deps)
+def _deps(stage: dict, item: dict[str, str]) -> list[str]:
+    return [re.sub(r"\$\{item\.(\w+)\}", lambda m: item[m.group(1)], str(dep)) for dep in stage.get("deps", [])]
 
 
 STAGES = _stages()
+LISTINGS = stage_listings(MIXING_METHODS)
 
 
-@pytest.mark.parametrize(("name", "stage", "item"), STAGES, ids=[s[0] for s in STAGES])
-def test_stage_deps_cover_every_module_the_stage_imports(name: str, stage: dict, item: dict[str, str]) -> None:
+def _listed(text: str) -> set[Path]:
+    return {REPO / line.split("  ", 1)[1] for line in text.splitlines()}
+
+
+@pytest.mark.parametrize(("name", "key", "stage", "item"), STAGES, ids=[s[0] for s in STAGES])
+def test_each_stage_depends_on_the_listing_of_exactly_the_code_it_runs(
+    name: str, key: str, stage: dict, item: dict[str, str]
+) -> None:
+    method = item.get("method") if key in codehash.PER_METHOD_STAGES else None
+    listing = (paths.CODE / listing_name(key, method)).as_posix()
+    deps = _deps(stage, item)
+    assert listing in deps, f"dvc.yaml stage {name} does not depend on its code listing {listing}"
+    code_deps = [d for d in deps if d.startswith(("memix", "stages/"))]
+    assert not code_deps, f"{name}: code is covered by {listing}; these deps are redundant: {code_deps}"
+
     script = REPO / stage["cmd"].split()[1]
-    extra = (module_name(item["method"]),) if name.startswith(("train@", "fit@")) else ()
-    closure = import_closure(script, extra)
-    deps = _deps(stage, item)
-    missing = sorted(str(p.relative_to(REPO)) for p in closure if not _covered(p, deps))
-    assert not missing, f"dvc.yaml stage {name} runs these but does not list them as deps: {missing}"
+    closure = import_closure(script, (module_name(method),) if method else ())
+    listed = _listed(LISTINGS[listing_name(key, method)])
+    assert script in listed
+    assert listed == closure, f"{listing} differs from {name}'s import closure"
 
 
-@pytest.mark.parametrize("method", MIXING_METHODS)
+def test_the_code_stage_sees_every_file_a_listing_holds() -> None:
+    code = DVC_STAGES["code"]
+    assert set(code["deps"]) == {"memix", "stages"} and code["outs"] == [paths.CODE.as_posix()]
+    assert "params" not in code  # it must run even when params.yaml is invalid
+    listed = set().union(*(_listed(text) for text in LISTINGS.values()))
+    assert all(p.is_relative_to(REPO / "memix") or p.is_relative_to(REPO / "stages") for p in listed)
+
+
+def test_package_data_is_in_the_listing_of_the_stages_that_read_it() -> None:
+    # ingest applies the errata and the MEGC 2019 list shipped inside memix/datasets
+    ingest = _listed(LISTINGS[listing_name("ingest")])
+    assert REPO / "memix/datasets/errata/casme3.csv" in ingest
+    assert REPO / "memix/datasets/protocols/megc2019.csv" in ingest
+    assert REPO / "memix/datasets/errata/casme3.csv" not in _listed(LISTINGS[listing_name("train", "memix")])
+
+
 @pytest.mark.parametrize("kind", ["train", "fit"])
-def test_a_methods_train_stage_depends_on_no_other_methods_module(kind: str, method: str) -> None:
-    (_, stage, item), = [s for s in STAGES if s[0] == f"{kind}@{method}"]
-    deps = _deps(stage, item)
-    others = [m for m in MIXING_METHODS if m != method]
-    for other in others:
-        module = REPO / (module_name(other).replace(".", "/") + ".py")
-        assert not _covered(module, deps), f"{kind}@{method} would rerun when {module.name} changes"
+def test_a_change_to_one_method_changes_only_that_methods_listings(tmp_path: Path, kind: str) -> None:
+    root = tmp_path / "checkout"
+    shutil.copytree(REPO / "memix", root / "memix", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "stages", root / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    before = stage_listings(MIXING_METHODS, root)
+    mixer = root / (module_name("mixup").replace(".", "/") + ".py")
+    mixer.write_text(mixer.read_text() + "\n# changed\n")
+    after = stage_listings(MIXING_METHODS, root)
+    changed = sorted(name for name in before if before[name] != after[name])
+    assert changed == [listing_name("fit", "mixup"), listing_name("train", "mixup")]
+    assert before[listing_name(kind, "memix")] == after[listing_name(kind, "memix")]
 
 
-def test_the_closure_follows_imports_transitively(tmp_path: Path) -> None:
+def test_the_code_stage_writes_the_listings(tmp_path: Path) -> None:
+    out = tmp_path / "code"
+    done = subprocess.run([sys.executable, str(REPO / "stages/code.py"), "--out", str(out)], capture_output=True,
+                          text=True, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    written = {p.name: p.read_text(encoding="utf-8") for p in out.iterdir() if p.name != ".gitignore"}
+    assert written == LISTINGS
+
+
+def test_the_closure_follows_imports_transitively() -> None:
     # stages/train.py reaches the CLS-attention probe only through memix.training -> memix.models
     closure = import_closure(REPO / "stages" / "train.py")
     assert REPO / "memix" / "models" / "attention.py" in closure

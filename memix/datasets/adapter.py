@@ -9,7 +9,9 @@ are the same code for every dataset.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 from memix.datasets.sheets import COLUMNS, REQUIRED, Sheet, find_sheet, read_sheet
 
 _SUBJECT = re.compile(r"^(?:sub|s)?0*(\d+)$", re.IGNORECASE)
+# folders found under another letter case while one clip's folder is looked up (see casefold_matches)
+_CASE_MATCHES: ContextVar[list[dict[str, str]] | None] = ContextVar("case_matches", default=None)
 
 
 class LayoutError(ValueError):
@@ -41,13 +45,15 @@ class Adapter:
 
     name: str
     canonical_subject: Callable[[Any], str]  # sheet cell -> canonical id; ValueError if unreadable
-    clip_dir: Callable[[Path, str, str], Path]  # (source root, canonical subject, Filename) -> the frames' folder
+    # (source root, canonical subject, Filename, the sheet's onset) -> the frames' folder
+    clip_dir: Callable[[Path, str, str, int | None], Path]
     layout: str  # the folder pattern, for the report and README
     columns: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(COLUMNS))
     required: tuple[str, ...] = REQUIRED
     has_apex: bool = True  # False: the apex is the middle frame (SMIC), said once in the report
     read: Callable[[Adapter, Path, str | None], Sheet] = _read_coding_sheet  # (adapter, root, params sheet)
     skip_row: Callable[[Mapping[str, Any]], str | None] = _keep_row  # a reason to drop a row before anything else
+    fps: float = 200.0  # frame rate: a clip longer than LONG_CLIP_S at it is reported
 
     def table(self, root: Path, sheet: str | None) -> Sheet:
         """The clip list: the coding sheet read by header name (or, for SMIC, the folders)."""
@@ -74,9 +80,36 @@ def subject_number(value: Any) -> int:
     return number
 
 
+@contextmanager
+def casefold_matches() -> Iterator[list[dict[str, str]]]:
+    """Collect the folders the lookups inside the block matched only when ignoring letter case."""
+    found: list[dict[str, str]] = []
+    token = _CASE_MATCHES.set(found)
+    try:
+        yield found
+    finally:
+        _CASE_MATCHES.reset(token)
+
+
+def child_dir(parent: Path, names: list[str]) -> list[Path]:
+    """The folders ``parent/<name>`` for ``names``; where none exists as spelled, the one folder whose name
+    equals one of them ignoring case (noted for the report), and none if several do."""
+    found = [parent / n for n in dict.fromkeys(names) if (parent / n).is_dir()]
+    if found or not parent.is_dir():
+        return found
+    wanted = {n.casefold() for n in names}
+    loose = sorted(p for p in parent.iterdir() if p.name.casefold() in wanted and p.is_dir())
+    if len(loose) == 1:
+        notes = _CASE_MATCHES.get()
+        if notes is not None:
+            notes.append({"wanted": " or ".join(dict.fromkeys(names)), "found": loose[0].as_posix()})
+        return loose
+    return []
+
+
 def subject_folder(root: Path, names: list[str], subject: str) -> Path:
     """The subject's folder under one of its spellings; none, or two of them, is a :class:`LayoutError`."""
-    found = [root / n for n in names if (root / n).is_dir()]
+    found = child_dir(root, names)
     if not found:
         raise LayoutError("subject", f"no folder {' or '.join(names)} for subject {subject} in {root}")
     if len(found) > 1:
@@ -86,9 +119,10 @@ def subject_folder(root: Path, names: list[str], subject: str) -> Path:
 
 
 def existing_dir(path: Path, what: str = "clip folder") -> Path:
-    if not path.is_dir():
+    found = child_dir(path.parent, [path.name])
+    if not found:
         raise LayoutError("filename", f"{what} {path} not found")
-    return path
+    return found[0]
 
 
 def one_match(parent: Path, filename: str, where: str) -> Path:

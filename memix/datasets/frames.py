@@ -4,19 +4,25 @@ CASME II names frames ``img{N}.jpg`` (or ``reg_img{N}.jpg``) with N unpadded, SA
 sorting names as strings puts img10 before img9, and building names from numbers breaks on padding. So
 names are never built: the number is parsed from each file on disk.
 
-Frames are decoded strictly. OpenCV already refuses a truncated PNG or BMP, but decodes a truncated JPEG with
-only libjpeg's unnamed "Premature end of JPEG file" on stderr, the missing part filled with grey (whose
-flow then looks like a large motion). So a JPEG must also end with its end-of-image marker (FF D9, trailing
-zero padding allowed); one that does not is decoded again with Pillow, which reads past the marker (a file
-with extra data appended is fine) and raises on a truncated stream. The marker check costs about 0.01 ms a
-frame, against 1.7 ms for OpenCV's decode of a 640x480 JPEG and 1.0 to 1.9 ms for a second decode with Pillow
-(measured on AMD EPYC), so a clean frame is decoded once and keeps OpenCV's exact pixels.
+Frames are decoded strictly. OpenCV decodes a damaged JPEG with only libjpeg's unnamed warning on stderr
+("Corrupt JPEG data: ...", "Premature end of JPEG file"), the damaged part filled with grey or garbage whose
+flow then looks like a large motion. So every JPEG and PNG is also decoded by Pillow, which turns those same
+libjpeg/libpng warnings into an exception (a file with extra data after its end marker is fine), and the
+frame is refused naming the file; the pixels kept are OpenCV's, so a clean frame reads exactly as before. The
+second decode costs 1.0 to 1.9 ms a 640x480 frame (measured on AMD EPYC); ingest and faces read only the onset
+and apex frames of a clip. Damage after which libjpeg decodes without a warning passes: it is a valid stream of
+a wrong picture (of 60 random 64-byte corruptions of one 320x240 photo's scan data, about 40 were such).
+
+Before anything is decoded the image's header is read for its size: a frame larger than ``max_side`` pixels
+a side (``dataset.max_frame_side``, 8192 by default) is refused, so a forged or huge file cannot take the
+memory of the machine. Symbolic links to frames and to clip folders are followed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import cv2
@@ -24,9 +30,9 @@ import numpy as np
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"})
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+CHECKED_SUFFIXES = JPEG_SUFFIXES | {".png"}  # decoded a second time by Pillow, whose libjpeg/libpng warnings raise
+MAX_SIDE = 8192  # dataset.max_frame_side's default
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
-_JPEG_EOI = b"\xff\xd9"
-_TAIL = 4096
 
 
 class BadFrameError(ValueError):
@@ -66,21 +72,26 @@ def list_frames(clip_dir: Path) -> dict[int, str]:
     return dict(sorted(frames.items()))
 
 
-def read_frame(path: Path, clip_id: str) -> np.ndarray:
+def read_frame(path: Path, clip_id: str, max_side: int = MAX_SIDE) -> np.ndarray:
     """A frame as cv2 reads it (greyscale HxW or BGR[A]) in uint8, decoded strictly (see the module's note).
 
-    A missing file is a FileNotFoundError, a damaged one a :class:`BadFrameError`; both name the clip and file.
+    A missing file is a FileNotFoundError; a damaged one, or one larger than ``max_side`` px a side, a
+    :class:`BadFrameError`; both name the clip and the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"clip {clip_id}: frame file not found: {path}")
+    too_big = size_problem(path, max_side)
+    if too_big:
+        raise BadFrameError(f"clip {clip_id}: image {path} {too_big}", path)
     frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if frame is None:
         raise BadFrameError(f"clip {clip_id}: cannot decode image {path} (damaged, truncated or not an image)", path)
-    if path.suffix.lower() in JPEG_SUFFIXES:
-        problem = jpeg_problem(path)
+    if path.suffix.lower() in CHECKED_SUFFIXES:
+        problem = stream_problem(path)
         if problem:
-            raise BadFrameError(f"clip {clip_id}: damaged JPEG {path}: {problem}", path)
+            kind = "JPEG" if path.suffix.lower() in JPEG_SUFFIXES else "PNG"
+            raise BadFrameError(f"clip {clip_id}: damaged {kind} {path}: {problem}", path)
     if frame.dtype == np.uint16:  # 16-bit PNG/TIFF: keep the high byte
         frame = (frame >> 8).astype(np.uint8)
     if frame.dtype != np.uint8:
@@ -88,23 +99,34 @@ def read_frame(path: Path, clip_id: str) -> np.ndarray:
     return frame
 
 
-def jpeg_problem(path: Path) -> str | None:
-    """Why the JPEG file ``path`` is incomplete, or None when its whole stream is there."""
+def size_problem(path: Path, max_side: int = MAX_SIDE) -> str | None:
+    """Why ``path`` may not be decoded because of its size (read from its header only), or None."""
+    from PIL import Image
+
     try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - _TAIL))
-            tail = fh.read()
-    except OSError as err:
-        return f"cannot read it ({err})"
-    if tail.rstrip(b"\x00").endswith(_JPEG_EOI):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the bound below decides
+            with Image.open(path) as img:  # lazy: reads the header, decodes nothing
+                width, height = img.size
+    except Image.DecompressionBombError as err:  # past twice Pillow's pixel limit: its header says so first
+        return (
+            f"is too large to decode safely ({err}); frames may be at most {max_side} px a side "
+            "(dataset.max_frame_side); not decoded"
+        )
+    except Exception:  # not an image Pillow knows: OpenCV decides below
         return None
+    if max(width, height) > max_side:
+        return f"is {width} x {height} px, larger than {max_side} px a side (dataset.max_frame_side); not decoded"
+    return None
+
+
+def stream_problem(path: Path) -> str | None:
+    """Why the JPEG or PNG file ``path`` is damaged (libjpeg's or libpng's complaint), or None when it is whole."""
     from PIL import Image
 
     try:
         with Image.open(path) as img:
             img.load()
     except Exception as err:  # Pillow raises OSError, SyntaxError or ValueError for broken streams
-        return f"truncated or corrupt data ({err}); the file has {size} bytes"
+        return f"corrupt or truncated data ({err}); the file has {path.stat().st_size} bytes"
     return None

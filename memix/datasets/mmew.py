@@ -21,7 +21,7 @@ def canonical_subject(value: Any) -> str:
     return f"S{subject_number(value):02d}"
 
 
-def clip_dir(root: Path, subject: str, filename: str) -> Path:
+def clip_dir(root: Path, subject: str, filename: str, onset: int | None = None) -> Path:
     return one_match(root / MICRO, filename, "emotion")
 
 
@@ -30,4 +30,5 @@ ADAPTER = Adapter(
     canonical_subject=canonical_subject,
     clip_dir=clip_dir,
     layout=f"{MICRO}/<emotion>/<Filename>/{{N}}.jpg (the sheet's others in {MICRO}/repression/)",
+    fps=90.0,
 )

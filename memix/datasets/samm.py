@@ -21,7 +21,7 @@ def subject_dirs(subject: str) -> list[str]:
     return list(dict.fromkeys([f"{number:03d}", str(number)]))
 
 
-def clip_dir(root: Path, subject: str, filename: str) -> Path:
+def clip_dir(root: Path, subject: str, filename: str, onset: int | None = None) -> Path:
     return existing_dir(subject_folder(root, subject_dirs(subject), subject) / filename)
 
 

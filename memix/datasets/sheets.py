@@ -1,5 +1,8 @@
 """Read a coding sheet (.xlsx) by header name, wherever the header row sits.
 
+Old Excel files (``.xls``, e.g. ``CASME2_label_Ver_2.xls``) need a reader memix does not depend on, so they are
+refused with a message saying how to save them as ``.xlsx``.
+
 Released sheets differ in column order, spacing ("OnsetFrame" vs "Onset Frame"), blank unnamed columns and
 notes rows above the header, so columns are found by their normalised names and the header row by its
 content. Every record keeps its Excel row number so errors and reports can point the user at the sheet.
@@ -105,6 +108,8 @@ def read_sheet(
     path = Path(path)
     if not path.is_file():
         raise SheetError(f"{path}: coding sheet not found")
+    if path.suffix.lower() == ".xls":
+        raise SheetError(xls_message(path))
     try:
         book = openpyxl.load_workbook(path, read_only=False, data_only=True)
     except Exception as err:  # openpyxl raises many types for a corrupt or non-xlsx file
@@ -156,6 +161,9 @@ def find_sheet(root: Path, sheet: str | None) -> Path:
     if not root.is_dir():
         raise SheetError(f"{root}: dataset root not found (dataset.root)")
     candidates = sorted(p for p in root.glob("*.xlsx") if p.is_file() and not p.name.startswith("~$"))
+    old = sorted(p for p in root.iterdir() if p.suffix.lower() == ".xls" and p.is_file())
+    if not candidates and len(old) == 1:
+        raise SheetError(xls_message(old[0]))
     if len(candidates) != 1:
         listed = ", ".join(p.name for p in candidates) or "none"
         raise SheetError(
@@ -163,3 +171,11 @@ def find_sheet(root: Path, sheet: str | None) -> Path:
             f"found {len(candidates)} ({listed}). Set dataset.sheet."
         )
     return candidates[0]
+
+
+def xls_message(path: Path) -> str:
+    return (
+        f"{path}: an old Excel (.xls) workbook; memix reads .xlsx only. Save it as .xlsx (Excel or LibreOffice: "
+        f"File > Save As; or `soffice --headless --convert-to xlsx {path.name}`) next to it, and point "
+        "dataset.sheet at the .xlsx (or remove the .xls)"
+    )

@@ -1,5 +1,9 @@
 """SMIC: ``<root>/HS/sN/micro/{positive,negative,surprise}/sN_{po,ne,sur}_NN/image{NNNNNN}.bmp``.
 
+The cropped release (``SMIC_all_cropped/HS/...``) names its frames ``reg_image{N}.bmp`` and has an empty clip
+folder (``s18_sur_03``): frame numbers are parsed whatever the prefix, and a folder without frames is an error
+naming it (or, under ``on_bad_frame: skip``, a reported skip).
+
 SMIC ships no coding sheet for its micro-expression clips: the emotion is the folder a clip sits in, and a
 clip folder holds exactly the clip, so its onset and offset are its first and last frame numbers (parsed: the
 6-digit numbers are absolute positions in the long recording). There is no apex annotation; ingest uses the
@@ -50,7 +54,7 @@ def camera_root(root: Path, camera: str) -> Path:
     raise LayoutError("subject", f"no folder {name} in the smic root {root} (SMIC keeps each camera in its own folder)")
 
 
-def clip_dir(camera: str, root: Path, subject: str, filename: str) -> Path:
+def clip_dir(camera: str, root: Path, subject: str, filename: str, onset: int | None = None) -> Path:
     base = subject_folder(camera_root(root, camera), subject_dirs(subject), subject)
     return one_match(base / MICRO, filename, "emotion")
 
@@ -93,6 +97,8 @@ def read_folders(camera: str, adapter: Adapter, root: Path, sheet: str | None) -
                     "emotion": emotion_dir.name,
                     "action_units": None,
                 }
+                if not numbers:
+                    values["frameless"] = clip.as_posix()  # an empty clip folder (SMIC's cropped s18_sur_03)
                 records.append(SheetRecord(row=row, values=values))
                 origins[row] = str(clip)
     if not records:
@@ -129,4 +135,5 @@ def adapter(camera: str | None) -> Adapter:
         columns=dict(FOLDER_COLUMNS),
         has_apex=False,
         read=partial(read_folders, camera),
+        fps=100.0 if camera == "hs" else 25.0,
     )

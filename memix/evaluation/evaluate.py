@@ -211,7 +211,7 @@ def run(params: EvalParams, method: str, train_dir: Path, out_dir: Path) -> dict
     conf_rows, panels = _confusion_panels(selected, rules, title, names, k)
 
     out_dir = Path(out_dir)
-    with atomic.atomic_path(out_dir) as tmp:
+    with atomic.atomic_path(out_dir, owned=atomic.owned_if_holds(*FILES)) as tmp:
         tmp.mkdir()
         atomic.write_json(tmp / "metrics.json", content)
         (tmp / "per_subject.csv").write_text(

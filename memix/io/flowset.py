@@ -89,22 +89,23 @@ def read(path: str | Path, need_onset: bool = False) -> FlowSet:
 
 
 def write(
-    path: str | Path, index: pd.DataFrame, arrays: dict[str, np.ndarray], stats: dict[str, Any], shard_mb: float
+    path: str | Path, index: pd.DataFrame, arrays: dict[str, np.ndarray], stats: dict[str, Any], shard_mb: float,
+    files: dict[str, bytes] | None = None,
 ) -> None:
-    """Write a flow set into the (new) folder ``path``: the shards plus ``stats.json``."""
-    path = Path(path)
-    shards.write(path, index, arrays, shard_mb=shard_mb)
-    atomic.write_json(path / STATS_FILE, stats)
+    """Write a flow set into the folder ``path`` in one step: the shards, ``stats.json`` and any other ``files``,
+    every one listed with its sha256 in the manifest."""
+    extra = {STATS_FILE: atomic.json_bytes(stats), **(files or {})}
+    shards.write(Path(path), index, arrays, shard_mb=shard_mb, files=extra)
 
 
 def read_stats(path: Path) -> dict[str, Any]:
-    """``stats.json`` of a flow set, with its ``channels`` checked."""
+    """``stats.json`` of a flow set, checked against the manifest's sha256, with its ``channels`` checked."""
     stats_path = Path(path) / STATS_FILE
+    if not stats_path.is_file():
+        raise FileNotFoundError(f"{stats_path}: missing (is {path} a flow stage output?)")
     try:
-        stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{stats_path}: missing (is {path} a flow stage output?)") from None
-    except json.JSONDecodeError as err:
+        stats = json.loads(shards.read_file(path, STATS_FILE).decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{stats_path}: not valid JSON ({err})") from None
     channels = stats.get("channels") if isinstance(stats, dict) else None
     if not isinstance(channels, list) or not channels or not all(isinstance(c, str) for c in channels):

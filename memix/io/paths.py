@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+CODE = Path("data/code")
 PARAMS_CHECKED = Path("data/params_checked.txt")
 FACE_MODEL = Path("models/face_landmarker.task")
 SYNTH_ROOT = Path("data/raw/synthetic")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from memix.mixing.base import Mixer, MixPlan, full_lam
+from memix.mixing.base import Mixer, MixPlan, full_lam, upload
 
 
 def balanced_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -54,8 +54,8 @@ class BalancedMixupMixer(Mixer):
                 f"{tuple(self.train_inputs.shape[1:])}"
             )
         l_bal = float(rng.beta(self.params.alpha, 1.0))
-        index = torch.from_numpy(self.draw_balanced(rng, x.shape[0]))
-        x_bal = self.train_inputs[index.to(self.train_inputs.device)].to(device=x.device, dtype=x.dtype)
+        index = upload(torch.from_numpy(self.draw_balanced(rng, x.shape[0])), self.train_inputs.device)
+        x_bal = self.train_inputs[index].to(device=x.device, dtype=x.dtype)
         y_bal = self.train_labels[index.to(self.train_labels.device)].to(y.device)
         lam = 1.0 - l_bal
         return MixPlan(

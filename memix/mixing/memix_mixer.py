@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from memix.mixing.base import Mixer, MixPlan, blend, random_perm
+from memix.mixing.base import Mixer, MixPlan, blend, random_perm, upload
 
 
 def motion_grid(x: torch.Tensor, patch: int, pool: str) -> torch.Tensor:
@@ -61,7 +61,7 @@ class MEMixMixer(Mixer):
         grid = self._grid(x)
         n_tokens = grid[0] * grid[1]
         batch = x.shape[0]
-        k = torch.from_numpy(self.draw_k(rng, batch, n_tokens)).to(x.device)
+        k = upload(torch.from_numpy(self.draw_k(rng, batch, n_tokens)), x.device)
         lam = float(rng.beta(self.params.mix_alpha, self.params.mix_alpha))
         perm = random_perm(rng, batch, x.device)
         tokens = top_k_mask(motion_grid(x, self.patch_size, self.params.pool), k)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from memix.mixing.base import Mixer, MixPlan, blend, random_perm
+from memix.mixing.base import Mixer, MixPlan, blend, random_perm, upload
 
 
 def remix_label_lam(
@@ -25,13 +25,19 @@ def remix_label_lam(
 
 class RemixMixer(Mixer):
     name = "remix"
+    _counts: torch.Tensor | None = None  # class_counts on the batches' device
+
+    def _bind(self, train_labels: torch.Tensor, train_inputs: torch.Tensor | None) -> None:
+        self._counts = None
 
     def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
         if self.class_counts is None:
             raise RuntimeError("mixing.remix: call bind(train_labels) with the training fold's labels first")
-        counts = self.class_counts.to(y.device)
-        missing = torch.unique(y[counts[y] == 0])
-        if missing.numel():
+        if self._counts is None or self._counts.device != y.device:
+            self._counts = upload(self.class_counts, y.device)  # once per fold, not per step
+        counts = self._counts
+        missing = None if self.trusted else torch.unique(y[counts[y] == 0])
+        if missing is not None and missing.numel():
             raise ValueError(f"mixing.remix: batch holds classes {missing.tolist()} absent from the bound fold")
         alpha = self.params.alpha
         lam = float(rng.beta(alpha, alpha))

@@ -6,9 +6,12 @@ Submodules: ``vit`` (which ViT and its weights), ``attention`` (the CLS attentio
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from memix.config import ModelParams
+if TYPE_CHECKING:
+    from memix.config import ModelParams
 from memix.models.flow_model import FlowModel
 from memix.models.mixmeformer import FaceStream
 from memix.models.vit import create_vit, patch_size_of

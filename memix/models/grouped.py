@@ -32,6 +32,7 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.func import functional_call
 
+from memix.mixing.base import upload
 from memix.models.flow_model import FlowModel
 
 
@@ -161,21 +162,26 @@ class GroupedFlowModel(nn.Module):
         rows: Sequence[int] | None = None,
         manifold: GroupManifold | None = None,
         need_attention: bool = False,
+        dropout: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        """Logits (G, B, K). ``rows[g]`` is unit g's number of real rows (default all B); only the face stream,
-        which has batch norm, needs it. ``manifold`` mixes hidden tokens per unit (see :class:`GroupManifold`)."""
+        """Logits (G, B, K). ``rows[g]`` is unit g's number of real rows (default all B): the face stream (batch
+        norm) runs on them only and a unit with none draws no dropout mask. ``manifold`` mixes hidden tokens per
+        unit (see :class:`GroupManifold`). ``dropout``: the masks :meth:`draw_dropout` drew for this pass (drawn
+        here when not given)."""
         G, B = x.shape[:2]
         if G != self.size or tuple(x.shape[2:]) != (self.in_chans, self.img_size, self.img_size):
             raise ValueError(
                 f"grouped flow batch has shape {tuple(x.shape)}, the model expects "
                 f"({self.size}, B, {self.in_chans}, {self.img_size}, {self.img_size})"
             )
+        rows = [B] * G if rows is None else list(rows)
         tokens = self._patch_embed(x)  # (G, B, P*P, D)
         if self.face_template is not None:
             if face is None:
                 raise ValueError("model.face_stream is true (MixMeFormer) but no onset face batch was given")
-            tokens = tokens + self._face_tokens(face, rows or [B] * G).to(tokens.dtype)
-        h = self._pos_embed(tokens)
+            tokens = tokens + self._face_tokens(face, rows).to(tokens.dtype)
+        masks = dropout if dropout is not None else {}
+        h = self._pos_embed(tokens, rows, masks.get("pos"))
         if self.pre_norm:
             h = self._layer_norm(h, "norm_pre")
         self.cls_attention = None
@@ -184,7 +190,7 @@ class GroupedFlowModel(nn.Module):
                 h = _mix_units(h, manifold, i, self.depth)
             h = self._block(h, i, need_attention and i == self.depth - 1)
         h = self._layer_norm(h, "norm")
-        pooled = self._dropout(h[:, :, 0], self.head_drop_rate)
+        pooled = self._dropout(h[:, :, 0], self.head_drop_rate, rows, masks.get("head"))
         return _linear(pooled, self.w("head.weight"), self.w("head.bias"))
 
     def _patch_embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -212,7 +218,7 @@ class GroupedFlowModel(nn.Module):
                 out.append(pad if real is None else torch.cat([real, pad.to(real.dtype)]))
         return torch.stack(out)
 
-    def _pos_embed(self, tokens: torch.Tensor) -> torch.Tensor:
+    def _pos_embed(self, tokens: torch.Tensor, rows: Sequence[int], mask: torch.Tensor | None) -> torch.Tensor:
         G, B = tokens.shape[:2]
         cls = self.w("cls_token").expand(G, B, -1, -1)  # (G, 1, 1, D) -> (G, B, 1, D)
         pos = self.w("pos_embed")  # (G, 1, N, D)
@@ -220,7 +226,7 @@ class GroupedFlowModel(nn.Module):
             h = torch.cat([cls, tokens + pos], dim=2)
         else:
             h = torch.cat([cls, tokens], dim=2) + pos
-        return self._dropout(h, self.pos_drop_rate)
+        return self._dropout(h, self.pos_drop_rate, rows, mask)
 
     def _layer_norm(self, h: torch.Tensor, name: str) -> torch.Tensor:
         out = F.layer_norm(h, h.shape[-1:], eps=self.eps)
@@ -255,19 +261,39 @@ class GroupedFlowModel(nn.Module):
         key = _key(name)
         return self.weights[key] if key in self.weights else None
 
-    def _dropout(self, h: torch.Tensor, rate: float) -> torch.Tensor:
-        """Dropout (timm's head and position dropout; ``model.drop_rate`` is the head's) with each unit's own
-        generator, so the units' random streams stay apart."""
-        if not self.training or rate == 0.0:
-            return h
+    def draw_dropout(self, rows: Sequence[int], batch: int) -> dict[str, torch.Tensor] | None:
+        """The keep masks of one training forward pass of ``batch`` rows, drawn ahead on the host (so the pass
+        itself draws nothing): ``pos`` (G, B, N, D) and ``head`` (G, B, D) where that dropout is on."""
+        if not self.training:
+            return None
+        dim = self.w("cls_token").shape[-1]
+        tokens = self.grid * self.grid + 1
+        masks = {}
+        for name, rate, shape in (("pos", self.pos_drop_rate, (batch, tokens, dim)),
+                                  ("head", self.head_drop_rate, (batch, dim))):
+            if rate:
+                masks[name] = self._draw_masks(torch.Size(shape), rate, rows, self.w("cls_token").device)
+        return masks
+
+    def _draw_masks(self, shape: torch.Size, rate: float, rows: Sequence[int], device: torch.device) -> torch.Tensor:
+        """Each unit's keep mask from its own generator. A unit with no rows this step (it sits the step out)
+        draws nothing: its stream then advances exactly as it would had the unit trained alone."""
         if self.dropout_generators is None or len(self.dropout_generators) != self.size:
             raise RuntimeError("dropout is on: set dropout_generators (one per unit) before training")
-        keep = 1.0 - rate
-        masks = [
-            torch.rand(h.shape[1:], generator=gen, device=gen.device).to(h.device) < keep
-            for gen in self.dropout_generators
+        draws = [
+            torch.rand(shape, generator=gen, device=gen.device) if n else torch.zeros(shape, device=gen.device)
+            for gen, n in zip(self.dropout_generators, rows, strict=True)
         ]
-        return h * torch.stack(masks).to(h.dtype) / keep
+        return upload(torch.stack(draws), device) < 1.0 - rate  # one copy for the group
+
+    def _dropout(self, h: torch.Tensor, rate: float, rows: Sequence[int], mask: torch.Tensor | None) -> torch.Tensor:
+        """Dropout (timm's head and position dropout; ``model.drop_rate`` is the head's) with each unit's own
+        generator, so the units' random streams stay apart; ``mask`` when drawn ahead (:meth:`draw_dropout`)."""
+        if not self.training or rate == 0.0:
+            return h
+        if mask is None:
+            mask = self._draw_masks(h.shape[1:], rate, rows, h.device)
+        return h * mask.to(h.dtype) / (1.0 - rate)
 
 
 def _key(name: str) -> str:

@@ -12,11 +12,13 @@ MixMeFormer face ResNet-18 loads from timm's hub (or its cache) when ``pretraine
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import timm
 from timm.models.vision_transformer import VisionTransformer
 
-from memix.config import ModelParams
+if TYPE_CHECKING:  # the library's training path imports without pydantic (benchmarks on a bare GPU machine)
+    from memix.config import ModelParams
 
 TINY = "vit_flow_tiny"
 

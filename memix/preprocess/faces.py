@@ -277,15 +277,14 @@ def run(
         "n_frames": len(frame_rows),
         "score": "BlazeFace score from the face model bundle, matched to the mesh by IoU >= 0.3; NaN if unmatched",
     }
-    with atomic.atomic_path(out_dir) as tmp:
-        shards.write(tmp, index, arrays, params.shard_mb)
+    with atomic.atomic_path(out_dir, owned=atomic.owned_if_holds(shards.MANIFEST)) as tmp:
+        shards.write(tmp, index, arrays, params.shard_mb, files={"report.json": atomic.json_bytes(report)})
         if params.all_frames:
             frames_index = pd.DataFrame(frame_rows, columns=["clip_id", "frame"]).astype(
                 {"clip_id": "string", "frame": "int64"}
             )
             frames = np.stack(frame_crops) if frame_crops else empty
             shards.write(tmp / "frames", frames_index, {"face": frames}, params.shard_mb)
-        atomic.write_json(tmp / "report.json", report)
     log.info(
         "faces: %d clips: %d aligned at %d px, %d skipped (no face), %d with several faces -> %s",
         len(clips), len(rows), size, len(skipped), len(multi), out_dir,

@@ -5,7 +5,7 @@ Per clip: onset -> apex flow at the aligned crop size, optical strain on that fu
 area-averaged to ``flow.size`` like an image), flow resized to ``flow.size`` with its vectors
 rescaled to the new pixels. Clips run in a process pool, one OpenCV thread each, and come back in
 index order, so the bytes do not depend on the worker count. The workers die with the stage
-(:func:`memix.workers.die_with_parent`), even when it is killed outright.
+(:func:`memix.workers.start_worker`), even when it is killed outright.
 
 ``report.json`` in the flow set lists the clips whose flow does not look like a face's micro-motion, by the
 largest flow magnitude of each clip (``max_mag``, in pixels of the stored ``flow.size`` tensor):
@@ -26,7 +26,6 @@ import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ from memix import plots
 from memix.config import FlowParams
 from memix.io import atomic, flowset, shards
 from memix.preprocess import optical_flow
-from memix.workers import die_with_parent
+from memix.workers import start_worker
 
 FACES_COLUMNS = ("clip_id", "dataset", "subject", "label", "label_id")  # dataset: the clip's source
 REPORT_FILE = "report.json"
@@ -128,11 +127,10 @@ def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) 
         f"{params.method} flow at the {stats['crop_size']} px crop (stored at {size} px); "
         f"{params.montage_per_class} clips per class"
     )
-    with ExitStack() as stack:
-        tmp_out = stack.enter_context(atomic.atomic_path(out_dir))
-        tmp_png = stack.enter_context(atomic.atomic_path(montage_path))
-        flowset.write(tmp_out, out_index, arrays, stats, shard_mb=params.shard_mb)
-        atomic.write_json(tmp_out / REPORT_FILE, report)
+    owned = atomic.owned_if_holds(shards.MANIFEST)
+    with atomic.atomic_paths(out_dir, montage_path, owned=owned) as (tmp_out, tmp_png):  # both or neither
+        flowset.write(tmp_out, out_index, arrays, stats, shard_mb=params.shard_mb,
+                      files={REPORT_FILE: atomic.json_bytes(report)})
         plots.flow_montage(panels, tmp_png, title)
     log.info(
         "flow: %d clips, %s at %d px (%s); magnitude mean %.3f px, largest %.3f px -> %s",
@@ -263,13 +261,13 @@ def _compute_all(params: FlowParams, jobs: list[_Job], faces_dir: Path) -> list[
 
 def pool(workers: int) -> ProcessPoolExecutor:
     """The flow stage's process pool: spawned workers (no fork of a threaded parent: OpenCV/torch pools), one
-    OpenCV thread each, ending with this process even when it is killed (:func:`memix.workers.die_with_parent`)."""
+    OpenCV thread each, ending with this process even when it is killed (:func:`memix.workers.start_worker`)."""
     ctx = multiprocessing.get_context("spawn")
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(),))
 
 
 def _init_worker(parent_pid: int) -> None:
-    die_with_parent(parent_pid)
+    start_worker(parent_pid)
     cv2.setNumThreads(1)
 
 

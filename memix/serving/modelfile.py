@@ -8,13 +8,17 @@ the model params and the class names. It is a plain dict of tensors, numbers, st
 
 Keys: ``format`` (:data:`FORMAT`), ``format_version``, ``memix_version``, ``method``, ``seed``, ``class_names``,
 ``flow`` {method, size, channels, params}, ``faces`` {size, margin, min_detection_confidence, model_sha256},
-``normalisation`` {mean, std}, ``model`` (the ``model`` params), ``state_dict``; for the record: ``train`` and
-``mixing`` (the params trained with), ``history`` {train_loss, train_accuracy}, ``data`` {n_clips, n_subjects}.
-A file from another memix version, or missing a key, is refused with an error naming the file.
+``normalisation`` {mean, std}, ``model`` (the ``model`` params), ``state_dict``, ``state_dict_sha256`` (of the
+tensors: names, dtypes, shapes and bytes, so a flipped byte in the weights is caught on load); for the record:
+``train`` and ``mixing`` (the params trained with), ``history`` {train_loss, train_accuracy}, ``data``
+{n_clips, n_subjects}.
+A file from another memix version, or missing a key, is refused with an error naming the file; so is one whose
+tensors do not match their sha256 or hold a NaN or an infinity (a diverged fit would otherwise predict NaN).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +38,7 @@ if TYPE_CHECKING:
     from memix.training.fit import FitResult
 
 FORMAT = "memix-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 REQUIRED: dict[str, tuple[str, ...]] = {
     "format": (),
     "format_version": (),
@@ -46,6 +50,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "normalisation": ("mean", "std"),
     "model": (),
     "state_dict": (),
+    "state_dict_sha256": (),
 }
 """Top-level keys a model file must have, each with the keys it must hold (checked on load)."""
 
@@ -137,9 +142,33 @@ def from_fit(
     }
 
 
+def tensors_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def nonfinite_tensors(state_dict: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity."""
+    return [name for name, t in sorted(state_dict.items())
+            if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 def write(path: str | Path, contents: dict[str, Any]) -> Path:
-    """Save atomically; serialised in memory first, so the bytes do not depend on the temp file's name."""
+    """Save atomically, with the tensors' sha256; serialised in memory first, so the bytes do not depend on the
+    temp file's name. A model with a NaN or infinite weight (a diverged fit) is refused: nothing is written."""
     path = Path(path)
+    bad = nonfinite_tensors(contents["state_dict"])
+    if bad:
+        raise ValueError(
+            f"{path}: not written: the model has NaN or infinite weights ({_names(bad)}); training diverged "
+            "(try a smaller train.lr)"
+        )
+    contents = {**contents, "state_dict_sha256": tensors_sha256(contents["state_dict"])}
     buffer = io.BytesIO()
     torch.save(contents, buffer)
     atomic.write_bytes(path, buffer.getvalue())
@@ -199,6 +228,15 @@ def _parse(path: Path, raw: dict[str, Any]) -> ModelFile:
     state = raw["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: state_dict must map names to tensors")
+    if tensors_sha256(state) != raw["state_dict_sha256"]:
+        raise ValueError(
+            f"{path}: the weights differ from their sha256 in the file (damaged or changed); refit it with "
+            "`dvc repro fit` or restore it from the DVC cache (`dvc checkout`)"
+        )
+    bad = nonfinite_tensors(state)
+    if bad:
+        raise ValueError(f"{path}: NaN or infinite weights ({_names(bad)}); the fit diverged: refit with a smaller "
+                         "train.lr")
     sha = faces["model_sha256"]
     if not isinstance(sha, str) or len(sha) != 64:
         raise ValueError(f"{path}: faces.model_sha256 must be a sha256 hex digest, got {sha!r}")
@@ -206,3 +244,8 @@ def _parse(path: Path, raw: dict[str, Any]) -> ModelFile:
         path=path, method=str(raw["method"]), class_names=list(names), flow=flow_params, faces=face_params,
         face_model_sha256=sha, mean=mean, std=std, model=model_params, state_dict=state, raw=raw,
     )
+
+
+def _names(names: list[str], limit: int = 3) -> str:
+    more = f", ... {len(names)} tensors in all" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more

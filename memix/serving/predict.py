@@ -138,7 +138,13 @@ class Predictor:
             onsets.append(onset)
         if not clips:
             return self.classifier.probabilities(np.zeros((0, 1, 1, 1), np.float16))
-        return self.classifier.probabilities(np.stack(tensors), np.stack(onsets))
+        probs = self.classifier.probabilities(np.stack(tensors), np.stack(onsets))
+        bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
+        if len(bad):
+            names = ", ".join(clips[i].name for i in bad[:3]) + (f", ... {len(bad)} in all" if len(bad) > 3 else "")
+            raise ValueError(f"{self.model_file.path}: NaN or infinite probabilities for clip(s) {names}; nothing "
+                             "was written")
+        return probs
 
 
 @contextlib.contextmanager
@@ -212,10 +218,25 @@ def predictions_frame(clips: Sequence[ClipPair], probs: np.ndarray, class_names:
     return table
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""A spreadsheet reads a cell starting with one of these as a formula (clip and class names come from folders
+and sheets, so they may); such a cell is written with a leading ``'``."""
+
+
 def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
-    """The predictions table as CSV, atomically (probabilities to 6 decimals)."""
+    """The predictions table as CSV, atomically (probabilities to 6 decimals; text cells that a spreadsheet
+    would run as a formula quoted with a leading ``'``)."""
     path = Path(path)
-    atomic.write_text(path, table.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    safe = table.copy()
+    for col in safe.columns:
+        if safe[col].dtype == object or pd.api.types.is_string_dtype(safe[col]):
+            safe[col] = [_cell(v) for v in safe[col]]
+    safe.columns = [_cell(c) for c in safe.columns]
+    atomic.write_text(path, safe.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
     return path
+
+
+def _cell(value: object) -> object:
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
 
 

@@ -6,5 +6,6 @@
 each, for a composite. Modules: ``aus`` (AU displacement fields), ``classes`` (emotion recipes and
 proportions), ``identity`` (subjects from one photo), ``plan`` (who shows what, seeded per clip), ``render``
 (frames), ``sheet`` (deterministic .xlsx), ``layouts`` (each dataset's folders, names and sheet), ``build``
-(the entry point).
+(the entry point), ``quirks`` (the real releases' quirks written into a generated layout, for tests; never
+called by the pipeline, so the default data's bytes do not change).
 """

@@ -29,7 +29,7 @@ def generate(params: SynthParams, out_dir: Path, model_path: Path) -> None:
     several = not isinstance(params.layout, str)
     chosen = [layouts.get(name) for name in (params.layout if several else [params.layout])]
     base = load_base_face(Path(model_path))
-    with atomic_path(out_dir) as tmp:
+    with atomic_path(out_dir, owned=_earlier_synth) as tmp:
         tmp.mkdir()
         for layout in chosen:
             root = tmp / layout.name if several else tmp
@@ -40,6 +40,13 @@ def generate(params: SynthParams, out_dir: Path, model_path: Path) -> None:
                 "synth: %d clips of %d subjects (%d frames) in %s's layout -> %s",
                 n_clips, n_subjects, n_frames, layout.name, where,
             )  # fmt: skip
+
+
+def _earlier_synth(folder: Path) -> bool:
+    """A folder an earlier synth run wrote (its marker at the top or in each layout's folder), or an empty one:
+    only such a folder is replaced."""
+    entries = [p for p in folder.iterdir() if p.name != ".gitignore"]
+    return not entries or (folder / layouts.MARKER).is_file() or any((p / layouts.MARKER).is_file() for p in entries)
 
 
 def _write_layout(layout: layouts.Layout, params: SynthParams, base: BaseFace, root: Path) -> tuple[int, int, int]:

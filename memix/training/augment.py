@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from memix.config import AugmentParams
+from memix.mixing.base import upload
+
+if TYPE_CHECKING:
+    from memix.config import AugmentParams
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +35,7 @@ class Transforms:
 
 def draw_transforms(batch: int, generator: torch.Generator, params: AugmentParams, device: torch.device) -> Transforms:
     """Draw every sample's transform; the stream of draws does not depend on which options are on."""
-    u = torch.rand(4, batch, generator=generator, device=generator.device, dtype=torch.float64).to(device)
+    u = upload(torch.rand(4, batch, generator=generator, device=generator.device, dtype=torch.float64), device)
     flip = (u[0] < 0.5) & bool(params.flip)
     angle = (u[1] * 2.0 - 1.0) * math.radians(params.rotate_deg)
     shift = (u[2:4].T * 2.0 - 1.0) * params.translate_frac

@@ -25,7 +25,7 @@ import torch
 from memix.config import Params
 from memix.io import flowset
 from memix.training.loop import ProgressFn, Unit, UnitResult, train_group
-from memix.workers import die_with_parent
+from memix.workers import start_worker
 
 DoneFn = Callable[[int, list[UnitResult]], None]
 """Called in the parent with a group's position in the list and its results, as each group finishes."""
@@ -160,10 +160,12 @@ def _train(job: GroupJob, group: Sequence[Unit], device: str, progress: Progress
 
 
 def _worker_init(params: dict[str, Any], messages: Any, parent_pid: int) -> None:
-    """Per worker: die with the parent, the progress queue, and the thread count every training process uses."""
+    """Per worker: die with the parent, the progress queue, and the thread count every training process uses.
+    Ctrl-C reaches every process of the terminal's group: the parent alone handles it (and stops the workers),
+    so the user sees one line, not a traceback per worker."""
     global _MESSAGES
     _MESSAGES = messages
-    die_with_parent(parent_pid)
+    start_worker(parent_pid)
     threads = Params.model_validate(params).train.threads
     if threads:
         torch.set_num_threads(threads)

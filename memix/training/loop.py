@@ -14,121 +14,66 @@ Why it looks the way it does:
   here: every evaluated epoch's test probabilities are returned and epoch selection happens in evaluation.
 - ``group.pt`` in the checkpoint folder holds the group's weights, optimizer and generator states at most every
   ``CHECKPOINT_SECONDS``, so a killed run resumes to the same bytes.
+
+This module is the orchestration (building a group, epochs, checkpoint save and resume, out-of-memory splitting);
+the parts it is assembled from live beside it: units, their seeds and results (:mod:`memix.training.units`), the
+host's part of a step (:mod:`memix.training.step_prepare`), the device's part (:mod:`memix.training.step_core`)
+and test-subject prediction (:mod:`memix.training.heldout`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from memix import mixing, models
-from memix.config import Params
 from memix.io.flowset import FlowSet
-from memix.mixing.base import Mixer, MixPlan
-from memix.models.grouped import GroupedFlowModel, GroupManifold
-from memix.training import checkpoint
-from memix.training.augment import Transforms, apply_transforms, draw_transforms
-from memix.training.folds import Fold, fold_stats
+from memix.mixing.base import upload
+from memix.models.grouped import GroupedFlowModel
+from memix.training import checkpoint, divergence
+from memix.training.folds import fold_stats
+from memix.training.heldout import EVAL_BATCH, HISTORY_KEYS, HeldOutEvaluation, empty_history
 from memix.training.optim import GroupedAdam
+from memix.training.step_core import StepCore, soft_cross_entropy
+from memix.training.step_prepare import StepInputs, StepPreparation
+from memix.training.units import ProgressFn, Unit, UnitResult, UnitState, batch_bounds, unit_seeds
+
+if TYPE_CHECKING:  # the trainer imports without pydantic: params only need attribute access
+    from memix.config import Params
+
+__all__ = [  # names other modules, benchmarks and tests import from here, wherever they are defined
+    "CHECKPOINT_SECONDS", "CHECKPOINT_SHARE", "EVAL_BATCH", "HISTORY_KEYS", "GroupTrainer", "ProgressFn",
+    "StepInputs", "Unit", "UnitResult", "batch_bounds", "checkpoint_interval", "on_epoch_end", "soft_cross_entropy",
+    "train_group", "unit_seeds",
+]
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 30.0
 """Minimum wall time between mid-group checkpoints."""
 
-EVAL_BATCH = 256
-"""Test clips per unit per forward pass when predicting."""
+CHECKPOINT_SHARE = 0.05
+"""Most of the wall time that mid-group checkpoints may take: after a save that took s seconds, the next waits at
+least s / CHECKPOINT_SHARE (a 27 GB group state that takes 20 s to write is saved every ~7 min, not every 30 s)."""
 
-HISTORY_KEYS = ("loss", "train_acc", "test_acc")
+
+def checkpoint_interval(last_save_seconds: float) -> float:
+    """Seconds to wait before the next mid-group checkpoint, so that saving costs at most ``CHECKPOINT_SHARE``."""
+    return max(CHECKPOINT_SECONDS, last_save_seconds / CHECKPOINT_SHARE)
 
 
 def on_epoch_end(units: Sequence[Unit], epoch: int) -> None:
     """Hook called after each epoch's state is final (tests patch it to simulate a kill)."""
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One LOSO fold of one seed: what a group trains many of at once."""
-
-    seed: int
-    fold: Fold
-
-    def describe(self) -> str:
-        return f"seed {self.seed} fold {self.fold.index} (test subject {self.fold.subject})"
-
-
-@dataclass
-class UnitResult:
-    """A finished unit: per-epoch history and the test probabilities of every evaluated epoch."""
-
-    seed: int
-    fold: int
-    subject: str
-    history: dict[str, torch.Tensor]  # HISTORY_KEYS -> (epochs,) float64, NaN where not measured
-    pred_epochs: torch.Tensor  # (E,) int64, 1-based
-    probs: torch.Tensor  # (E, n_test, K) float32
-
-    def to_state(self) -> dict[str, Any]:
-        return {"seed": self.seed, "fold": self.fold, "subject": self.subject, "history": self.history,
-                "pred_epochs": self.pred_epochs, "probs": self.probs}
-
-    @classmethod
-    def from_state(cls, state: dict[str, Any]) -> UnitResult:
-        return cls(int(state["seed"]), int(state["fold"]), str(state["subject"]), dict(state["history"]),
-                   state["pred_epochs"], state["probs"])
-
-
-ProgressFn = Callable[[int, list[dict[str, float]]], None]
-"""Called after each epoch with the epoch (1-based) and, per unit, loss, train_acc, test_correct, n_test."""
-
-
-def unit_seeds(seed: int, fold: int) -> dict[str, int]:
-    """Independent seeds for init, batch order, augmentation, mixing and dropout, derived from (seed, fold)."""
-    state = np.random.SeedSequence([seed, fold]).generate_state(4, dtype=np.uint32)
-    seeds = {name: int(s) for name, s in zip(("init", "data", "augment", "mix"), state, strict=True)}
-    seeds["dropout"] = int(np.random.SeedSequence([seed, fold, 1]).generate_state(1, dtype=np.uint32)[0])
-    return seeds
-
-
-def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """mean over the batch of sum_k -t_k log softmax(logits)_k, in float32."""
-    return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
-
-
-def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """Slices of one epoch; the last partial batch is kept unless it holds a single sample (mixing needs 2)."""
-    bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    if bounds and bounds[-1][1] - bounds[-1][0] < 2:
-        bounds.pop()
-    return bounds
-
-
-@dataclass
-class _UnitState:
-    """What a unit needs during training, on the device (rows index the flow set)."""
-
-    unit: Unit
-    train_rows: torch.Tensor
-    test_rows: torch.Tensor
-    mean: torch.Tensor  # (1, C, 1, 1)
-    std: torch.Tensor
-    mixer: Mixer
-    gens: dict[str, torch.Generator]
-    bounds: list[tuple[int, int]]
-    epoch_rows: torch.Tensor | None = None
-    sums: dict[str, Any] = field(default_factory=dict)
-
-    def normalise(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
-
-
-class GroupTrainer:
+class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
     """Trains one group of units; ``run()`` returns a :class:`UnitResult` per unit, in the given order."""
 
     def __init__(
@@ -149,7 +94,7 @@ class GroupTrainer:
             onset = torch.from_numpy(np.array(data.onset)).to(device)
             self.faces = (onset.to(torch.float32) / 255.0).unsqueeze(1)
         k = data.num_classes
-        self.states: list[_UnitState] = []
+        self.states: list[UnitState] = []
         built = []
         for unit in self.units:
             seeds = unit_seeds(unit.seed, unit.fold.index)
@@ -172,10 +117,7 @@ class GroupTrainer:
         a = tp.augment
         self.augment_on = a.flip or a.rotate_deg > 0 or a.translate_frac > 0
         self.moves = a.rotate_deg > 0 or a.translate_frac > 0
-        self.history = [
-            {key: torch.full((self.epochs,), float("nan"), dtype=torch.float64) for key in HISTORY_KEYS}
-            for _ in self.units
-        ]
+        self.history = empty_history(len(self.units), self.epochs)
         self.has_test = any(len(u.fold.test_rows) for u in self.units)  # a fit on every subject has none
         if self.has_test and not all(len(u.fold.test_rows) for u in self.units):
             raise ValueError("units of one group must all have test clips or all have none")
@@ -185,7 +127,7 @@ class GroupTrainer:
 
     def _unit_state(
         self, unit: Unit, data: FlowSet, model: models.FlowModel, seeds: dict[str, int], k: int
-    ) -> _UnitState:
+    ) -> UnitState:
         tp = self.params.train
         fold = unit.fold
         mean, std = fold_stats(data.index, fold, data.channels)
@@ -194,12 +136,12 @@ class GroupTrainer:
         bounds = batch_bounds(len(fold.train_rows), tp.batch_size)
         if not bounds:
             raise ValueError(f"{unit.describe()}: {len(fold.train_rows)} training clip(s); need at least 2")
-        mixer = mixing.get(
+        mixer = mixing.create(
             self.method, num_classes=k, patch_size=model.patch_size, label_smoothing=tp.label_smoothing,
-            **getattr(self.params.mixing, self.method).model_dump(),
+            settings=getattr(self.params.mixing, self.method),
         )
         mixer.fit_to_depth(model.depth)
-        state = _UnitState(
+        state = UnitState(
             unit=unit, train_rows=train_rows,
             test_rows=torch.as_tensor(fold.test_rows, dtype=torch.int64, device=self.device),
             mean=torch.as_tensor(mean, **as_map).reshape(1, -1, 1, 1),
@@ -211,6 +153,7 @@ class GroupTrainer:
         y_train = self.labels.index_select(0, train_rows)
         inputs = state.normalise(self.flow.index_select(0, train_rows)) if mixer.needs_inputs else None
         mixer.bind(y_train, inputs)
+        mixer.trusted = True  # batches come from this fold: no per-step value checks (each would sync a GPU)
         return state
 
     # ------------------------------------------------------------------------------------------- resume
@@ -248,10 +191,11 @@ class GroupTrainer:
     def run(self) -> list[UnitResult]:
         self._resume()
         tp = self.params.train
-        last_save = time.monotonic()
+        last_save, interval = time.monotonic(), CHECKPOINT_SECONDS
         self.model.train()
         for epoch in range(self.start_epoch, self.epochs):
             self._epoch(epoch)
+            divergence.check_epoch(self.method, self.units, self.history, epoch, tp.on_divergence)  # no extra sync
             tested = self.has_test and ((epoch + 1) % tp.eval_every == 0 or epoch + 1 == self.epochs)
             correct = self._test(epoch) if tested else [None] * len(self.units)
             if self.progress is not None:
@@ -260,10 +204,12 @@ class GroupTrainer:
                      "test_correct": c, "n_test": len(s.unit.fold.test_rows)}
                     for h, c, s in zip(self.history, correct, self.states, strict=True)
                 ])
-            due = time.monotonic() - last_save >= CHECKPOINT_SECONDS
+            due = time.monotonic() - last_save >= interval
             if self.ckpt_path is not None and epoch + 1 < self.epochs and due:
+                started = time.monotonic()
                 checkpoint.save(self.ckpt_path, self._checkpoint_state(epoch + 1))
                 last_save = time.monotonic()
+                interval = checkpoint_interval(last_save - started)
             on_epoch_end(self.units, epoch + 1)
         none = torch.zeros((0, 0, self.model.num_classes))
         return [
@@ -274,7 +220,7 @@ class GroupTrainer:
 
     def _epoch(self, epoch: int) -> None:
         for s in self.states:
-            perm = torch.randperm(len(s.unit.fold.train_rows), generator=s.gens["data"]).to(self.device)
+            perm = upload(torch.randperm(len(s.unit.fold.train_rows), generator=s.gens["data"]), self.device)
             s.epoch_rows = s.train_rows.index_select(0, perm)
             s.sums = {"loss": torch.zeros((), device=self.device), "correct": torch.zeros(
                 (), dtype=torch.int64, device=self.device), "seen": 0}
@@ -286,161 +232,41 @@ class GroupTrainer:
             h["train_acc"][epoch] = s.sums["correct"].item() / seen
 
     def _step(self, step: int) -> None:
-        active = [step < len(s.bounds) for s in self.states]
-        batch = self.params.train.batch_size
-        xs, ys, faces = [], [], []
-        for s, on in zip(self.states, active, strict=True):
-            if on:
-                lo, hi = s.bounds[step]
-                rows = s.epoch_rows[lo:hi]
-                xs.append(self.flow.index_select(0, rows))
-                ys.append(self.labels.index_select(0, rows))
-                faces.append(None if self.faces is None else self.faces.index_select(0, rows))
-        if self.augment_on:
-            xs, faces = self._augment([s for s, on in zip(self.states, active, strict=True) if on], xs, faces)
-        plans: list[MixPlan | None] = []
-        clean: list[torch.Tensor | None] = []
-        it = iter(range(len(xs)))
-        for s, on in zip(self.states, active, strict=True):
-            if not on:
-                plans.append(None)
-                clean.append(None)
-                continue
-            j = next(it)
-            x = s.normalise(xs[j])
-            clean.append(x)
-            plans.append(s.mixer.mix_inputs(x, ys[j], s.gens["mix"]))
-        sizes = [0 if p is None else p.x.shape[0] for p in plans]
-        x_in = self._pad([None if p is None else p.x for p in plans], batch)
-        face_in = self._pad_faces(faces, active, batch)
-        mixer = self.states[0].mixer
-        manifold = self._manifold(plans, batch)
-        with self.autocast():
-            logits = self.forward(x_in, face=face_in, rows=sizes, manifold=manifold,
-                                  need_attention=mixer.needs_attention)
-            attention = self.model.cls_attention if mixer.needs_attention else None
-            clean_logits = None
-            if mixer.clean_loss:
-                clean_logits = self.forward(self._pad(clean, batch), face=face_in, rows=sizes)
-            losses = []
-            j = 0
-            for g, (s, plan) in enumerate(zip(self.states, plans, strict=True)):
-                if plan is None:
-                    continue
-                n = sizes[g]
-                targets = s.mixer.mix_targets(plan, None if attention is None else attention[g, :n])
-                loss = soft_cross_entropy(logits[g, :n], targets)
-                if clean_logits is not None:
-                    loss = loss + F.cross_entropy(
-                        clean_logits[g, :n].float(), ys[j], label_smoothing=self.params.train.label_smoothing
-                    )
-                losses.append(loss)
-                s.sums["loss"] += loss.detach() * n
-                s.sums["correct"] += (logits[g, :n].detach().argmax(-1) == targets.argmax(-1)).sum()
-                s.sums["seen"] += n
-                j += 1
-        self.opt.zero_grad()
-        torch.stack(losses).sum().backward()
-        self.opt.step(active)
-
-    def _augment(
-        self, states: list[_UnitState], xs: list[torch.Tensor], faces: list[torch.Tensor | None]
-    ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
-        """Each unit draws its own transforms; all of them are applied in one batched pass."""
-        aug = self.params.train.augment
-        tfs = [
-            draw_transforms(x.shape[0], s.gens["augment"], aug, self.device) for s, x in zip(states, xs, strict=True)
-        ]
-        tf = Transforms(
-            flip=torch.cat([t.flip for t in tfs]), angle=torch.cat([t.angle for t in tfs]),
-            shift=torch.cat([t.shift for t in tfs]),
-        )
-        face_cat = None if faces[0] is None else torch.cat(faces)  # type: ignore[arg-type]
-        out, face_out = apply_transforms(torch.cat(xs), tf, face_cat, moves=self.moves)
-        sizes = [x.shape[0] for x in xs]
-        new_faces: list[torch.Tensor | None] = (
-            list(face_out.split(sizes)) if face_out is not None else [None] * len(xs)
-        )
-        return list(out.split(sizes)), new_faces
-
-    def _pad(self, xs: Sequence[torch.Tensor | None], rows: int) -> torch.Tensor:
-        """(G, rows, ...) with each unit's tensor in its first rows and zeros elsewhere."""
-        shape = self.flow.shape[1:]
-        out = torch.zeros((len(xs), rows, *shape), dtype=torch.float32, device=self.device)
-        for g, x in enumerate(xs):
-            if x is not None:
-                out[g, : x.shape[0]] = x
-        return out
-
-    def _pad_faces(self, faces: list[torch.Tensor | None], active: list[bool], rows: int) -> torch.Tensor | None:
-        if self.faces is None:
-            return None
-        out = torch.zeros((len(active), rows, *self.faces.shape[1:]), dtype=torch.float32, device=self.device)
-        it = iter(faces)
-        for g, on in enumerate(active):
-            if on:
-                f = next(it)
-                out[g, : f.shape[0]] = f
-        return out
-
-    def _manifold(self, plans: list[MixPlan | None], rows: int) -> GroupManifold | None:
-        if not any(p is not None and p.manifold is not None for p in plans):
-            return None
-        block, lam, perm = [], [], []
-        for p in plans:
-            identity = torch.arange(rows, device=self.device)
-            if p is None or p.manifold is None:
-                block.append(-1)
-                lam.append(1.0)
-                perm.append(identity)
-                continue
-            block.append(p.manifold.block)
-            lam.append(p.manifold.lam)
-            n = p.manifold.perm.shape[0]
-            perm.append(torch.cat([p.manifold.perm.to(self.device), identity[n:]]))
-        return GroupManifold(
-            block=torch.tensor(block, dtype=torch.int64, device=self.device),
-            lam=torch.tensor(lam, dtype=torch.float32, device=self.device),
-            perm=torch.stack(perm),
-        )
-
-    @torch.no_grad()
-    def _test(self, epoch: int) -> list[int]:
-        """Predict every unit's test subject; record probabilities and test accuracy; return correct counts."""
-        self.model.eval()
-        sizes = [len(s.unit.fold.test_rows) for s in self.states]
-        out: list[list[torch.Tensor]] = [[] for _ in self.states]
-        for lo in range(0, max(sizes), EVAL_BATCH):
-            xs, faces = [], []
-            for s in self.states:
-                rows = s.test_rows[lo : lo + EVAL_BATCH]
-                xs.append(s.normalise(self.flow.index_select(0, rows)) if len(rows) else None)
-                faces.append(None if self.faces is None or not len(rows) else self.faces.index_select(0, rows))
-            chunk = [0 if x is None else x.shape[0] for x in xs]
-            width = max(chunk)
-            face_in = self._pad_faces([f for f in faces if f is not None], [n > 0 for n in chunk], width)
-            with self.autocast():
-                logits = self.forward(self._pad(xs, width), face=face_in, rows=chunk)
-            probs = torch.softmax(logits.float(), dim=-1)
-            for g, n in enumerate(chunk):
-                if n:
-                    out[g].append(probs[g, :n].cpu())
-        self.model.train()
-        self.pred_epochs.append(epoch + 1)
-        correct = []
-        for g, s in enumerate(self.states):
-            p = torch.cat(out[g])
-            self.probs[g].append(p)
-            y = self.labels.index_select(0, s.test_rows).cpu()
-            hits = int((p.argmax(-1) == y).sum())
-            self.history[g]["test_acc"][epoch] = hits / len(y)
-            correct.append(hits)
-        return correct
+        self._core(self._prepare(step))
 
 
 def train_group(
     params: Params, method: str, units: Sequence[Unit], data: FlowSet, device: torch.device,
     ckpt_path: Path | None = None, fingerprint: str = "", progress: ProgressFn | None = None,
 ) -> list[UnitResult]:
-    """Train ``units`` together (see :class:`GroupTrainer`) and return their results in order."""
-    return GroupTrainer(params, method, units, data, device, ckpt_path, fingerprint, progress).run()
+    """Train ``units`` together (see :class:`GroupTrainer`) and return their results in order.
+
+    A group that runs out of device memory is split in two halves trained one after the other (again, down to
+    single units), with a warning: a unit's result does not depend on its group, so only the time changes.
+    """
+    try:
+        return GroupTrainer(params, method, units, data, device, ckpt_path, fingerprint, progress).run()
+    except torch.OutOfMemoryError:
+        if len(units) == 1:
+            raise
+    # outside the except block, so the failed trainer (held by the traceback) is freed before retrying
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    half = (len(units) + 1) // 2
+    parts = [list(units[:half]), list(units[half:])]
+    log.warning("out of memory on %s training %d units at once (%s ...): retrying as groups of %d and %d",
+                device, len(units), units[0].describe(), len(parts[0]), len(parts[1]))
+    first_stats: dict[int, list[dict[str, float]]] = {}
+
+    def first(epoch: int, stats: list[dict[str, float]]) -> None:
+        first_stats[epoch] = stats
+
+    def second(epoch: int, stats: list[dict[str, float]]) -> None:  # the caller sees whole-group epochs
+        if progress is not None and epoch in first_stats:
+            progress(epoch, first_stats[epoch] + stats)
+
+    results = []
+    for i, (part, report) in enumerate(zip(parts, (first, second), strict=True)):
+        path = None if ckpt_path is None else ckpt_path.with_name(f"{ckpt_path.stem}-part{i}{ckpt_path.suffix}")
+        results += train_group(params, method, part, data, device, path, fingerprint, report)
+    return results

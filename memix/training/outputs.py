@@ -7,13 +7,18 @@ Files in the run folder (``data/train/<method>/``):
 - ``curves.csv``: seed, epoch, mean training loss/accuracy over folds and the POOLED test accuracy over folds
   (what the ``last`` rule would report had training stopped at that epoch);
 - ``live/seed<N>/``: one DVCLive run per seed with those pooled curves. During training it is written step by
-  step as every fold of a seed finishes an epoch (so ``dvc exp show`` and DVC Studio can follow a run); when the
+  step as every fold of a seed finishes an epoch (so ``dvc exp show`` and DVC Studio can follow a run; where an
+  earlier run's outputs are still there, into ``checkpoints/live/`` instead, so that set stays whole); when the
   run completes it is rewritten from the full histories, so its bytes do not depend on interruptions.
+
+The four are built in temp folders and swapped in together (:func:`memix.io.atomic.atomic_paths`): a failure
+leaves the earlier set whole, never new predictions beside old curves.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -85,27 +90,38 @@ def write_outputs(out_dir: Path, data: FlowSet, results: Sequence[UnitResult], s
     ).sort_values(["seed", "fold", "epoch", "clip_id"], kind="stable").reset_index(drop=True)
     history = history_frame(results).sort_values(["seed", "fold", "epoch"], kind="stable").reset_index(drop=True)
     curves = curves_frame(preds, history)
-    atomic.write_parquet(out_dir / "predictions.parquet", preds)
-    atomic.write_parquet(out_dir / "history.parquet", history)
-    atomic.write_text(out_dir / "curves.csv", curves.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
-    write_live(out_dir / "live", curves, seeds)
+    names = ("predictions.parquet", "history.parquet", "curves.csv", "live")
+    with atomic.atomic_paths(*(out_dir / n for n in names), owned=_live_folder) as (p_tmp, h_tmp, c_tmp, l_tmp):
+        atomic.write_parquet(p_tmp, preds)
+        atomic.write_parquet(h_tmp, history)
+        c_tmp.write_bytes(curves.to_csv(index=False, float_format="%.6f", lineterminator="\n").encode("utf-8"))
+        write_live(out_dir / "live", curves, seeds, into=l_tmp)
 
 
-def write_live(live_dir: Path, curves: pd.DataFrame, seeds: Sequence[int]) -> None:
-    """One DVCLive run per seed, replayed from the pooled curves into a temp folder and renamed into place.
+def _live_folder(folder: Path) -> bool:
+    """An earlier ``live/`` (nothing but ``seed<N>`` runs): the one output folder that may be replaced."""
+    return all(p.name == ".gitignore" or (p.is_dir() and re.fullmatch(r"seed\d+", p.name)) for p in folder.iterdir())
+
+
+def write_live(live_dir: Path, curves: pd.DataFrame, seeds: Sequence[int], into: Path | None = None) -> None:
+    """One DVCLive run per seed, replayed from the pooled curves into a temp folder and renamed into place (or
+    built at ``into``, a temp path the caller swaps in with other outputs).
 
     Metrics carry no timestamps, so equal curves give equal bytes. Names have no ``/`` (DVCLive would make a
     folder per prefix, and every folder costs each no-op ``dvc repro`` a status check).
     """
-    with atomic.atomic_path(live_dir) as tmp:
-        tmp.mkdir()
-        for seed in seeds:
-            with _writing(live_dir / f"seed{seed}"), _live(tmp / f"seed{seed}") as live:
-                for row in curves[curves["seed"] == seed].itertuples(index=False):
-                    live.step = int(row.epoch)
-                    for name in CURVE_METRICS:
-                        live.log_metric(name, float(getattr(row, name)), timestamp=False)
-                live.make_summary()
+    if into is None:
+        with atomic.atomic_path(live_dir, owned=_live_folder) as tmp:
+            write_live(live_dir, curves, seeds, into=tmp)
+        return
+    into.mkdir()
+    for seed in seeds:
+        with _writing(live_dir / f"seed{seed}"), _live(into / f"seed{seed}") as live:
+            for row in curves[curves["seed"] == seed].itertuples(index=False):
+                live.step = int(row.epoch)
+                for name in CURVE_METRICS:
+                    live.log_metric(name, float(getattr(row, name)), timestamp=False)
+            live.make_summary()
 
 
 @contextlib.contextmanager

@@ -124,7 +124,7 @@ def test_smic_bad_input(smic_root: Path, tmp_path: Path) -> None:
     _fails(params.model_copy(update={"camera": "nir"}), tmp_path / "b", "no folder NIR", str(smic_root))
     empty = smic_root / "HS" / "s1" / "micro" / "negative" / "s1_ne_02"
     empty.mkdir()
-    _fails(params, tmp_path / "c", str(empty), "first frame", "not a frame number")
+    _fails(params, tmp_path / "c", str(empty), "holds no frame images", "on_bad_frame: skip")
 
 
 # ----------------------------------------------------------------------------------------- CAS(ME)^3
@@ -264,7 +264,9 @@ def megc_root(tmp_path: Path, smic_root: Path) -> Path:
 
 def _megc(root: Path, **kw: Any) -> DatasetParams:
     sources = [{"name": "casme2", "root": "CASME2"}, {"name": "samm", "root": "SAMM"}, {"name": "smic", "root": "SMIC"}]
-    return DatasetParams.model_validate({"name": "composite", "root": str(root), "sources": sources, **kw})
+    # made-up clip names, not the MEGC 2019 list's: the class rule alone (the list: test_dataset_releases.py)
+    base = {"name": "composite", "root": str(root), "sources": sources, "protocol": "classes"}
+    return DatasetParams.model_validate({**base, **kw})
 
 
 def test_composite_namespaces_subjects_and_paths(megc_root: Path, tmp_path: Path) -> None:
@@ -334,7 +336,8 @@ def test_published_counts_warn_naming_source_and_class(
 
 def test_ingest_stage_prints_the_warnings_on_stderr(megc_root: Path, tmp_path: Path) -> None:
     sources = [{"name": n, "root": r} for n, r in (("casme2", "CASME2"), ("samm", "SAMM"), ("smic", "SMIC"))]
-    params = {"dataset": {"name": "composite", "root": str(megc_root), "sources": sources, "classes": "megc3"}}
+    params = {"dataset": {"name": "composite", "root": str(megc_root), "sources": sources, "classes": "megc3",
+                          "protocol": "classes"}}  # fmt: skip
     (tmp_path / "params.yaml").write_text(json.dumps(params))  # JSON is YAML
     stage = [sys.executable, str(REPO / "stages" / "ingest.py"), "--params", str(tmp_path / "params.yaml")]
     done = subprocess.run([*stage, "--out", str(tmp_path / "out")], capture_output=True, text=True, check=False)

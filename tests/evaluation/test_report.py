@@ -13,7 +13,7 @@ import yaml
 
 from memix import plots
 from memix.config import EvalParams, parse_params
-from memix.evaluation import evaluate, report
+from memix.evaluation import evaluate, provenance, report
 
 REPO = Path(__file__).resolve().parents[2]
 SEEDS = [0, 1, 2]
@@ -110,10 +110,23 @@ def test_table_shows_uar_n_provenance_and_the_baseline_by_name(compared):
     assert (out / "mixup_table.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_honest_table_shows_each_methods_last_epoch_training_accuracy(compared, eval_root):
+    content, out = compared
+    md = (out / "mixup_table.md").read_text()
+    honest, oracle = md.split("## Oracle rule")[0].split("## Honest rule")[1], md.split("## Oracle rule")[1]
+    assert "| method | Train acc (%) | Acc (%) | ΔAcc [95 % CI] |" in honest and "Train acc" not in oracle
+    assert "memorises its training folds" in honest
+    for method, title in (("none", "No mixing (baseline)"), ("memix", "MEMix")):
+        last = _metrics(eval_root, method)["curves"]["train_accuracy"][-1]  # the seed mean of the last epoch
+        assert content["train_accuracy_last_epoch"][method] == pytest.approx(last)
+        row = next(line for line in honest.splitlines() if line.startswith(f"| {title} |"))
+        assert row.split(" | ")[1] == f"{last * 100:.2f}"
+
+
 def test_params_that_only_choose_where_a_stage_runs_are_not_differences():
     params = parse_params({"faces": {"model_source": "/somewhere/face_landmarker.task"}, "flow": {"workers": 2},
                            "train": {"workers": 3, "lr": 0.001}})
-    assert report.changed_params(params) == {"train.lr": 0.001}
+    assert provenance.changed_params(params) == {"train.lr": 0.001}
 
 
 def test_another_baseline_is_named_and_every_delta_is_against_it(eval_root, tmp_path):
@@ -195,13 +208,13 @@ def test_sheets_are_found_in_a_composite_ingest_report(tmp_path):
         {"dataset": "casme2", "sheet": {"file": "a.xlsx", "sha256": "1" * 64}},
         {"dataset": "samm", "sheet": {"file": "b.xlsx", "sha256": "2" * 64, "columns": {"Subject": "A"}}},
     ]}))
-    assert report.sheets(path) == [{"file": "a.xlsx", "sha256": "1" * 64}, {"file": "b.xlsx", "sha256": "2" * 64}]
-    assert report.sheets(None) == [] and report.sheets(tmp_path / "missing.json") == []
+    assert provenance.sheets(path) == [{"file": "a.xlsx", "sha256": "1" * 64}, {"file": "b.xlsx", "sha256": "2" * 64}]
+    assert provenance.sheets(None) == [] and provenance.sheets(tmp_path / "missing.json") == []
 
 
 def test_compare_depends_on_every_params_section_the_table_lists():
     stage = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["compare"]
-    assert stage["params"] == list(report.RESULT_SECTIONS)
+    assert stage["params"] == list(provenance.RESULT_SECTIONS)
 
 
 def test_headline_names_the_best_method_and_the_baseline(compared):

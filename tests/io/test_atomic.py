@@ -30,7 +30,8 @@ def test_folder_is_replaced_whole(tmp_path: Path) -> None:
     target = tmp_path / "out"
     target.mkdir()
     (target / "stale.txt").write_text("old")
-    with atomic.atomic_path(target) as tmp:
+    (target / "manifest.json").write_text("{}")
+    with atomic.atomic_path(target, owned=atomic.owned_if_holds("manifest.json")) as tmp:
         tmp.mkdir()
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
@@ -93,12 +94,13 @@ def test_replacing_a_folder_keeps_dvcs_gitignore(tmp_path: Path) -> None:
     target.mkdir()
     (target / ".gitignore").write_text("/metrics.json\n/per_subject.csv\n")
     (target / "metrics.json").write_text("old")
-    with atomic.atomic_path(target) as tmp:
+    owned = atomic.owned_if_holds("metrics.json")
+    with atomic.atomic_path(target, owned=owned) as tmp:
         tmp.mkdir()
         (tmp / "metrics.json").write_text("new")
     assert (target / ".gitignore").read_text() == "/metrics.json\n/per_subject.csv\n"
     assert (target / "metrics.json").read_text() == "new"
-    with atomic.atomic_path(target) as tmp:  # a new folder with its own .gitignore keeps that one
+    with atomic.atomic_path(target, owned=owned) as tmp:  # a new folder with its own .gitignore keeps that one
         tmp.mkdir()
         (tmp / ".gitignore").write_text("/other\n")
     assert (target / ".gitignore").read_text() == "/other\n"
@@ -139,3 +141,96 @@ def test_dvc_does_not_hash_temp_folders(tmp_path: Path) -> None:
 def _mkdir(path: Path) -> Path:
     path.mkdir(parents=True)
     return path
+
+
+# ------------------------------------------------------------------------- nothing deleted that was not written
+@pytest.mark.parametrize("owned", [None, atomic.owned_if_holds("manifest.json")])
+def test_an_existing_foreign_folder_is_refused_and_kept(tmp_path: Path, owned) -> None:
+    """A folder at the output path that the writer did not make is left alone, with every file in it."""
+    target = tmp_path / "results"
+    target.mkdir()
+    (target / "thesis.tex").write_text("years of work")
+    ran = []
+    with pytest.raises(atomic.OutputFolderError, match="existing folder"):
+        with atomic.atomic_path(target, owned=owned) as tmp:
+            ran.append(tmp)
+    assert ran == []  # refused before the caller wrote anything
+    assert (target / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+def test_an_existing_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "out.csv").write_text("old")
+    atomic.write_text(tmp_path / "out.csv", "new")
+    assert (tmp_path / "out.csv").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv"]
+
+
+# ------------------------------------------------------------------------------------------- all outputs or none
+def _old_set(tmp_path: Path) -> list[Path]:
+    paths = [tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "c"]
+    paths[0].write_text("old a")
+    paths[1].write_text("old b")
+    paths[2].mkdir()
+    (paths[2] / "seed0").write_text("old c")
+    return paths
+
+
+def test_a_failed_swap_restores_every_previous_output(tmp_path: Path, monkeypatch) -> None:
+    """A failure between two renames (a full disk, a kill) must not leave a new output beside an old one."""
+    paths = _old_set(tmp_path)
+    real_replace = os.replace
+
+    def fail_on_last(src, dst):  # the rename of the new third output into place fails
+        if Path(dst) == paths[2] and Path(src).name == "c":
+            raise OSError(errno.EIO, "I/O error")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", fail_on_last)
+    with pytest.raises(OSError):
+        with atomic.atomic_paths(*paths, owned=atomic.owned_if_holds("seed0")) as (a, b, c):
+            a.write_text("new a")
+            b.write_text("new b")
+            c.mkdir()
+            (c / "seed0").write_text("new c")
+    monkeypatch.undo()
+    assert [paths[0].read_text(), paths[1].read_text(), (paths[2] / "seed0").read_text()] == [
+        "old a", "old b", "old c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c"]
+
+
+def test_all_outputs_are_swapped_in_together(tmp_path: Path) -> None:
+    paths = _old_set(tmp_path)
+    with atomic.atomic_paths(*paths, owned=atomic.owned_if_holds("seed0")) as (a, b, c):
+        a.write_text("new a")
+        b.write_text("new b")
+        c.mkdir()
+        (c / "seed0").write_text("new c")
+        assert paths[0].read_text() == "old a"  # nothing moves before the last output is complete
+    assert [paths[0].read_text(), paths[1].read_text(), (paths[2] / "seed0").read_text()] == [
+        "new a", "new b", "new c"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c"]
+
+
+def test_a_native_writer_failure_names_the_output_and_free_space(tmp_path: Path) -> None:
+    """A C++ stream failure says only `basic_ios::clear: iostream error`; the error must name what was written."""
+    with pytest.raises(OSError, match=r"flow: could not be written .*iostream error.* MiB free on "):
+        with atomic.atomic_path(tmp_path / "flow") as tmp:
+            tmp.mkdir()
+            raise RuntimeError("basic_ios::clear: iostream error")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_full_disk_says_how_much_space_is_free(tmp_path: Path) -> None:
+    with pytest.raises(OSError, match=r"MiB free on") as info:
+        with atomic.atomic_path(tmp_path / "t.parquet"):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert str(tmp_path / "t.parquet") in str(info.value)
+
+
+def test_an_error_inside_the_second_output_names_that_output(tmp_path: Path) -> None:
+    with pytest.raises(OSError) as info:
+        with atomic.atomic_paths(tmp_path / "flow", tmp_path / "montage.png") as (flow, png):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(png))
+    assert str(tmp_path / "montage.png") in str(info.value) and ".tmp" not in str(info.value)
+    assert "MiB free" in str(info.value) and list(tmp_path.iterdir()) == []

@@ -67,3 +67,19 @@ def test_nan_probability_names_the_file_and_the_clip(tmp_path: Path) -> None:
     checks.check_probabilities(preds.drop(1), 2, tmp_path / "predictions.parquet")
     with pytest.raises(ValueError, match=r"predictions\.parquet: clip 's1/b' \(seed 0, fold 0, epoch 3\): NaN"):
         checks.check_probabilities(preds, 2, tmp_path / "predictions.parquet")
+
+
+def test_flow_set_index_and_stats_are_checked_when_read(tmp_path: Path) -> None:
+    """A flipped bit in the flow index's normalisation sums or in stats.json must not change training silently."""
+    out = make_flow_set(tmp_path / "flow")
+    flowset.read(out)
+    index = pd.read_parquet(out / shards.INDEX)
+    index.loc[0, "sum_u"] += 1.0
+    index.to_parquet(out / shards.INDEX, index=False)
+    with pytest.raises(ValueError, match="index.parquet: content differs from its sha256"):
+        flowset.read(out)
+    make_flow_set(out)  # rewritten over its own earlier output
+    stats = out / flowset.STATS_FILE
+    stats.write_text(stats.read_text().replace('"u"', '"x"'))
+    with pytest.raises(ValueError, match="stats.json: content differs from its sha256"):
+        flowset.read(out)

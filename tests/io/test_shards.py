@@ -188,3 +188,47 @@ def test_bad_input_is_rejected_before_writing(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="array name"):
         shards.write(tmp_path / "s", index, {"../x": arrays["onset"]}, shard_mb=1)
     assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------- every file of the folder is listed
+def test_index_and_extra_files_are_in_the_manifest_and_checked(tmp_path: Path) -> None:
+    """index.parquet steers training (labels, normalisation sums): a changed byte in it must stop the reader, as
+    must one in any other file the writer put in the folder."""
+    from memix.io import atomic
+
+    index, arrays = _data()
+    shards.write(tmp_path / "s", index, arrays, shard_mb=64, files={"stats.json": b'{"a": 1}\n'})
+    manifest = json.loads((tmp_path / "s" / shards.MANIFEST).read_text())
+    on_disk = {p.name for p in (tmp_path / "s").iterdir()} - {shards.MANIFEST}
+    listed = set(manifest["files"]) | {s["file"] for a in manifest["arrays"].values() for s in a["shards"]}
+    assert listed == on_disk
+    assert manifest["files"][shards.INDEX] == atomic.file_sha256(tmp_path / "s" / shards.INDEX)
+    assert shards.read_file(tmp_path / "s", "stats.json") == b'{"a": 1}\n'
+
+    (tmp_path / "s" / "stats.json").write_bytes(b'{"a": 2}\n')
+    with pytest.raises(shards.ShardError, match="stats.json: content differs from its sha256"):
+        shards.read_file(tmp_path / "s", "stats.json")
+    with pytest.raises(shards.ShardError, match="stats.json"):
+        shards.load(tmp_path / "s")
+
+
+def test_a_changed_index_is_caught_when_read(tmp_path: Path) -> None:
+    index, arrays = _data()
+    shards.write(tmp_path / "s", index, arrays, shard_mb=64)
+    changed = pd.read_parquet(tmp_path / "s" / shards.INDEX)
+    changed.loc[3, "label_id"] = 4  # still a valid index, only the checksum can tell
+    changed.to_parquet(tmp_path / "s" / shards.INDEX, index=False)
+    for read in (shards.load, shards.load_index):
+        with pytest.raises(shards.ShardError, match="index.parquet: content differs from its sha256"):
+            read(tmp_path / "s")
+
+
+def test_a_folder_of_the_old_format_is_refused_with_the_fix(tmp_path: Path) -> None:
+    index, arrays = _data()
+    shards.write(tmp_path / "s", index, arrays, shard_mb=64)
+    manifest = json.loads((tmp_path / "s" / shards.MANIFEST).read_text())
+    manifest["version"] = 1
+    del manifest["files"]
+    (tmp_path / "s" / shards.MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(shards.ShardError, match="format version 1, expected 2; rebuild"):
+        shards.load(tmp_path / "s")

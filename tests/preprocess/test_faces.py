@@ -232,3 +232,11 @@ def test_damaged_frame_is_an_error_or_a_reported_skip(face_model_path: Path, tmp
     assert list(index["clip_id"]) == ["sub04/EP02_01"]
     (skip,) = json.loads((tmp_path / "out" / "report.json").read_text())["skipped"]
     assert skip["clip_id"] == "sub04/EP01_01" and skip["file"] == damaged.as_posix()
+
+
+def test_every_file_of_the_faces_folder_is_in_its_manifest(faces_out: Path) -> None:
+    for folder in (faces_out, faces_out / "frames"):
+        manifest = json.loads((folder / shards.MANIFEST).read_text())
+        listed = set(manifest["files"]) | {s["file"] for a in manifest["arrays"].values() for s in a["shards"]}
+        assert listed == {p.name for p in folder.iterdir() if p.is_file()} - {shards.MANIFEST}
+    assert shards.read_file(faces_out, "report.json") == (faces_out / "report.json").read_bytes()

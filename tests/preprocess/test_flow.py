@@ -391,3 +391,23 @@ def test_report_lists_clips_without_motion_or_far_outside_the_range(tmp_path) ->
     np.testing.assert_allclose(stats["mean"], flowset.channel_stats(kept.index.iloc[rest], kept.channels)[0])
     assert json.loads((tmp_path / "drop" / flow.REPORT_FILE).read_text())["n_dropped"] == 2
     assert (tmp_path / "drop.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _listed(folder: Path) -> set[str]:
+    manifest = json.loads((folder / shards.MANIFEST).read_text())
+    return set(manifest["files"]) | {s["file"] for a in manifest["arrays"].values() for s in a["shards"]}
+
+
+def test_every_file_of_the_flow_set_is_in_its_manifest_and_a_foreign_folder_is_kept(faces_dir, tmp_path) -> None:
+    faces, _ = faces_dir
+    out, png = tmp_path / "flow", tmp_path / "montage.png"
+    flow.run(_params(workers=1), faces, out, png)
+    assert _listed(out) == {p.name for p in out.iterdir()} - {shards.MANIFEST}
+    assert {"index.parquet", "stats.json", "report.json"} <= _listed(out)
+    flow.run(_params(workers=1), faces, out, png)  # its own earlier output is replaced
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(FileExistsError, match="existing folder"):
+        flow.run(_params(workers=1), faces, foreign, tmp_path / "m2.png")
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and not (tmp_path / "m2.png").exists()

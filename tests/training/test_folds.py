@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from flowsets import make_flow_set
 
-from memix.io import flowset
+from memix.io import atomic, flowset, shards
 from memix.training.folds import fold_stats, make_folds
 
 CHANNELS = ["u", "v", "strain"]
@@ -83,13 +84,16 @@ def test_classes_come_from_the_whole_index():
 
 
 def test_read_stats_checks_channels(tmp_path):
-    (tmp_path / "stats.json").write_text(json.dumps({"channels": ["u", "v"]}))
-    assert flowset.read_stats(tmp_path)["channels"] == ["u", "v"]
+    flow = make_flow_set(tmp_path / "flow")
+    assert flowset.read_stats(flow)["channels"] == json.loads((flow / "stats.json").read_text())["channels"]
     with pytest.raises(FileNotFoundError, match="stats.json"):
         flowset.read_stats(tmp_path / "nowhere")
-    (tmp_path / "stats.json").write_text(json.dumps({"mean": [0]}))
+    (flow / "stats.json").write_text(json.dumps({"mean": [0]}))
+    manifest = json.loads((flow / shards.MANIFEST).read_text())  # as if written so: the content is checked too
+    manifest["files"]["stats.json"] = atomic.file_sha256(flow / "stats.json")
+    (flow / shards.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match="stats.json.*channels"):
-        flowset.read_stats(tmp_path)
+        flowset.read_stats(flow)
 
 
 def test_loso_needs_two_subjects():

@@ -7,16 +7,20 @@ import torch
 
 from memix.training.optim import GroupedAdam
 
+ACTIVE = [[True, True, True], [True, False, True], [True, False, False], [True, True, True],
+          [False, True, True], [True, True, True]]
 
+
+@pytest.mark.parametrize("fused", [True, False])
 @pytest.mark.parametrize("decoupled", [True, False])
-def test_each_unit_follows_torchs_optimizer_and_skipped_steps_do_not_exist(decoupled: bool) -> None:
+def test_each_unit_follows_torchs_optimizer_and_skipped_steps_do_not_exist(decoupled: bool, fused: bool) -> None:
     gen = torch.Generator().manual_seed(0)
     start = torch.randn(3, 4, 5, generator=gen)
     grads = [torch.randn(3, 4, 5, generator=gen) for _ in range(6)]
     active = [[True, True, True], [True, False, True], [True, False, False], [True, True, True],
               [False, True, True], [True, True, True]]
     stacked = start.clone().requires_grad_(True)
-    opt = GroupedAdam([stacked], units=3, lr=1e-2, weight_decay=0.05, decoupled=decoupled)
+    opt = GroupedAdam([stacked], units=3, lr=1e-2, weight_decay=0.05, decoupled=decoupled, fused=fused)
     for grad, on in zip(grads, active, strict=True):
         stacked.grad = grad.clone()
         opt.step(on)
@@ -30,6 +34,30 @@ def test_each_unit_follows_torchs_optimizer_and_skipped_steps_do_not_exist(decou
                 ref.step()
         torch.testing.assert_close(stacked.detach()[g], p.detach(), atol=1e-6, rtol=1e-6)
     assert opt.steps == [5, 4, 5]
+
+
+@pytest.mark.parametrize("decoupled", [True, False])
+def test_the_fused_update_is_bit_for_bit_torchs_fused_optimizer_per_unit(decoupled: bool) -> None:
+    gen = torch.Generator().manual_seed(1)
+    starts = [torch.randn(3, 4, 5, generator=gen), torch.randn(3, 7, generator=gen)]
+    grads = [[torch.randn(t.shape, generator=gen) for t in starts] for _ in ACTIVE]
+    stacked = [t.clone().requires_grad_(True) for t in starts]
+    opt = GroupedAdam(stacked, units=3, lr=3e-3, weight_decay=0.05, decoupled=decoupled)
+    for step_grads, on in zip(grads, ACTIVE, strict=True):
+        for p, grad in zip(stacked, step_grads, strict=True):
+            p.grad = grad.clone()
+        opt.step(on)
+    cls = torch.optim.AdamW if decoupled else torch.optim.Adam
+    for g in range(3):
+        own = [t[g].clone().requires_grad_(True) for t in starts]
+        ref = cls(own, lr=3e-3, weight_decay=0.05, fused=True)
+        for step_grads, on in zip(grads, ACTIVE, strict=True):
+            if on[g]:
+                for p, grad in zip(own, step_grads, strict=True):
+                    p.grad = grad[g].clone()
+                ref.step()
+        for p, mine in zip(own, stacked, strict=True):
+            assert torch.equal(mine.detach()[g], p.detach())
 
 
 def test_state_round_trips() -> None:

@@ -4,6 +4,7 @@ no leakage, resume after a kill (in a group and of a worker process)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 from flowsets import CHANNELS, CLIPS_PER_SUBJECT, SUBJECTS, make_flow_set
 
 from memix.config import parse_params
-from memix.io import flowset, shards
+from memix.io import atomic, flowset, shards
 from memix.training import loop, run
 from memix.training.folds import make_folds
 
@@ -179,6 +180,7 @@ def test_resume_inside_a_group_gives_the_same_bytes(flow_dir, tmp_path, monkeypa
             raise Killed
 
     monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(loop, "CHECKPOINT_SHARE", float("inf"))  # save after every epoch, however long a save takes
     monkeypatch.setattr(loop, "on_epoch_end", kill)
     out = tmp_path / "resumed"
     with pytest.raises(Killed):
@@ -189,6 +191,39 @@ def test_resume_inside_a_group_gives_the_same_bytes(flow_dir, tmp_path, monkeypa
     monkeypatch.setattr(loop, "on_epoch_end", lambda units, epoch: epochs.append(epoch))
     run.run(params, "transmix", flow_dir=flow_dir, out_dir=out)
     assert epochs == [3]  # the group went on from its third epoch
+    assert _files(out) == _files(tmp_path / "full")
+
+
+def test_a_kill_during_a_group_save_retrains_the_group_to_the_same_bytes(flow_dir, tmp_path, monkeypatch, caplog):
+    """A save replaces the previous state in place: cut short, it leaves no state (not a torn one), and the
+    rerun trains the group from its first epoch to the same bytes."""
+    params = tiny_params(epochs=3, workers=1)
+    run.run(params, "none", flow_dir=flow_dir, out_dir=tmp_path / "full")
+    monkeypatch.setattr(loop, "CHECKPOINT_SECONDS", 0.0)
+    monkeypatch.setattr(loop, "CHECKPOINT_SHARE", float("inf"))
+    real_save, indexes = torch.save, []
+
+    def dying(obj, f, *args, **kwargs):
+        if str(f).endswith(".index.pt.tmp"):
+            indexes.append(f)
+            if len(indexes) == 2:  # the second save (after epoch 2) dies once its chunks are written
+                raise Killed
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", dying)
+    out = tmp_path / "resumed"
+    with pytest.raises(Killed):
+        run.run(params, "none", flow_dir=flow_dir, out_dir=out)
+    monkeypatch.setattr(torch, "save", real_save)
+    group = out / "checkpoints" / "group-s0-f00-n4.pt"
+    assert any(group.glob("g2-*.pt")) and not (group / "index.pt").exists()
+
+    epochs = []
+    monkeypatch.setattr(loop, "on_epoch_end", lambda units, epoch: epochs.append(epoch))
+    with caplog.at_level(logging.WARNING, logger="memix"):
+        run.run(params, "none", flow_dir=flow_dir, out_dir=out)
+    assert epochs == [1, 2, 3]
+    assert "stopped while saving group-s0-f00-n4.pt" in caplog.text and "another run" not in caplog.text
     assert _files(out) == _files(tmp_path / "full")
 
 
@@ -251,6 +286,11 @@ def test_bad_inputs_name_the_file(flow_dir, tmp_path):
     broken = tmp_path / "flow"
     make_flow_set(broken)
     (broken / "stats.json").write_text(json.dumps({"channels": ["u", "v"]}))
+    with pytest.raises(ValueError, match=r"stats.json: content differs from its sha256"):
+        run.run(tiny_params(), "none", flow_dir=broken, out_dir=tmp_path / "t")
+    manifest = json.loads((broken / shards.MANIFEST).read_text())  # as if written so: the contents are checked too
+    manifest["files"]["stats.json"] = atomic.file_sha256(broken / "stats.json")
+    (broken / shards.MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(ValueError, match=r"flow.*(sum|shape)"):
         run.run(tiny_params(), "none", flow_dir=broken, out_dir=tmp_path / "t")
     (broken / "stats.json").unlink()

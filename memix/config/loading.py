@@ -1,0 +1,126 @@
+"""The whole params file: :class:`Params` from YAML, strict about duplicate keys, with errors that name the key, the
+file and the valid names."""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from memix.config.base import ParamsError, Section
+from memix.config.data import DatasetParams, FacesParams, FlowParams, SynthParams
+from memix.config.results import CompareParams, EvalParams, FitParams
+from memix.config.training import MixingParams, ModelParams, TrainParams
+
+
+class Params(Section):
+    """The whole of params.yaml."""
+
+    dataset: DatasetParams = DatasetParams()
+    synth: SynthParams = SynthParams()
+    faces: FacesParams = FacesParams()
+    flow: FlowParams = FlowParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    mixing: MixingParams = MixingParams()
+    eval: EvalParams = EvalParams()
+    compare: CompareParams = CompareParams()
+    fit: FitParams = FitParams()
+
+
+def error_lines(err: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
+    """One ``dotted.key: problem (got value)`` line per validation error, the form every params error uses.
+
+    With the ``model`` validated, an unknown key also gets the closest valid name and the valid names.
+    """
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown key{_valid_keys_hint(model, e['loc'])}")
+        else:
+            lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
+    return lines
+
+
+def _valid_keys_hint(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
+    """`` (did you mean train?; valid keys: ...)`` for an unknown key at ``loc`` of ``model``, if it can tell."""
+    for part in loc[:-1]:
+        if model is None or isinstance(part, int):
+            continue
+        field = next((f for n, f in model.model_fields.items() if part in (n, f.alias)), None)
+        candidates = [field.annotation, *typing.get_args(field.annotation)] if field is not None else []
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+    if model is None:
+        return ""
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    close = difflib.get_close_matches(str(loc[-1]), names, n=1)
+    guess = f"did you mean {close[0]}? " if close else ""
+    return f" ({guess}valid keys: {', '.join(names)})"
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    return "\n".join([f"{path}: invalid params", *(f"  {line}" for line in error_lines(err, Params))])
+
+
+def parse_params(data: dict[str, Any] | None, path: str | Path = "params.yaml") -> Params:
+    """Validate an already-read mapping; errors name ``path`` and the dotted key."""
+    path = Path(path)
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as err:
+        raise ParamsError(_format_errors(path, err)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file (missing file = all defaults is NOT allowed: it is an error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file not found")
+    try:
+        data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader that refuses duplicate keys
+    except DuplicateKeyError as err:
+        raise ParamsError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML: {err}") from None
+    return parse_params(data, path)
+
+
+class DuplicateKeyError(yaml.YAMLError):
+    """A mapping that names a key twice: PyYAML would keep the last silently, DVC refuses the file."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses duplicate keys, as DVC's YAML parser does."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in seen:
+            raise DuplicateKeyError(
+                f"line {line}: duplicate key {key!r} (first on line {seen[key]}); a key may appear once per "
+                "section (YAML would keep the last value silently, and DVC refuses the file)"
+            )
+        seen[key] = line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
+def dump_params(params: Params) -> dict[str, Any]:
+    """Plain mapping in params.yaml's shape (aliases such as ``lambda`` restored)."""
+    return params.model_dump(by_alias=True, mode="json")

@@ -1,0 +1,63 @@
+"""Params of the results: which selection rules evaluation reports, the comparison table, the fitted model."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from memix.config.base import Section
+from memix.config.training import MIXING_METHODS
+
+
+# -------------------------------------------------------------------------------- eval / compare
+class EvalParams(Section):
+    """Which epoch-selection rules each method's evaluation reports (``oracle`` = test-set selection)."""
+
+    rules: list[Literal["last", "oracle"]] = ["last", "oracle"]
+
+
+class CompareParams(Section):
+    """The comparison table: which methods and seeds, the baseline, and its paired bootstrap over subjects."""
+
+    methods: list[Literal[MIXING_METHODS]] = list(MIXING_METHODS)  # type: ignore[valid-type]
+    seeds: list[int] = [0, 1, 2]
+    baseline: Literal[MIXING_METHODS] = "none"  # type: ignore[valid-type]
+    bootstrap_resamples: int = Field(2000, ge=100, description="subject resamples of the paired bootstrap")
+    bootstrap_seed: int = Field(0, ge=0, description="seed of the resamples (the same for every method)")
+
+    @field_validator("methods", "seeds", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if isinstance(value, (str, int)):
+            raise ValueError(
+                f"must be a list, e.g. [{value}]: dvc.yaml's train and evaluate stages loop over it (with a single "
+                "value DVC itself fails first, with \"'Value' object is not iterable\")"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _non_empty(self) -> CompareParams:
+        if not self.methods or not self.seeds:
+            raise ValueError("methods and seeds must not be empty")
+        if len(set(self.methods)) != len(self.methods) or len(set(self.seeds)) != len(self.seeds):
+            raise ValueError("methods and seeds must not repeat")
+        if self.baseline not in self.methods:
+            raise ValueError(
+                f"compare.baseline {self.baseline!r} is not in compare.methods {self.methods}: the comparison needs "
+                "its runs (add it to compare.methods or choose another baseline)"
+            )
+        return self
+
+
+class FitParams(Section):
+    """The model kept for prediction (stage ``fit``): trained on every subject with the train/model/mixing params."""
+
+    methods: list[Literal[MIXING_METHODS]] = ["memix"]  # type: ignore[valid-type]
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _unique(self) -> FitParams:
+        if not self.methods or len(set(self.methods)) != len(self.methods):
+            raise ValueError("methods must be a non-empty list without repeats")
+        return self
