@@ -53,3 +53,8 @@ def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = No
     onset = rng.integers(0, 256, size=(len(index), SIZE, SIZE), dtype=np.uint8)
     flowset.write(out_dir, index, {"flow": flow, "onset": onset}, {"channels": CHANNELS}, shard_mb=64)
     return out_dir
+
+
+def tree_bytes(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` by its relative path: what byte-identity checks of stage outputs compare."""
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}

@@ -7,7 +7,6 @@ import dataclasses
 
 import pytest
 import torch
-from flowsets import make_flow_set
 
 from memix.config import parse_params
 from memix.io import flowset
@@ -15,11 +14,6 @@ from memix.training.folds import make_folds
 from memix.training.loop import Unit, train_group
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> flowset.FlowSet:
-    return flowset.read(make_flow_set(tmp_path_factory.mktemp("flow") / "flow"), need_onset=True)
 
 
 def _unequal_folds(data: flowset.FlowSet):

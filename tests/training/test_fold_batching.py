@@ -7,22 +7,15 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from flowsets import make_flow_set
 from reference_loop import train_one_fold
 
 from memix import models
 from memix.config import MIXING_METHODS, parse_params
-from memix.io import flowset
 from memix.models.grouped import GroupedFlowModel
 from memix.training.folds import make_folds
 from memix.training.loop import Unit, train_group
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> flowset.FlowSet:
-    return flowset.read(make_flow_set(tmp_path_factory.mktemp("flow") / "flow"), need_onset=True)
 
 
 def _params(face_stream: bool = False, lr: float = 3e-3):

@@ -6,40 +6,17 @@ never touch the device."""
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 
 import pytest
 import torch
-from flowsets import make_flow_set
+from step_cases import step_params, unequal_units
 
-from memix.config import MIXING_METHODS, parse_params
-from memix.io import flowset
+from memix.config import MIXING_METHODS
 from memix.training import loop
-from memix.training.folds import make_folds
 
 READS = ("item", "__bool__", "__int__", "__float__", "__index__", "tolist", "numpy", "cpu", "nonzero")
 ALLOWED_CALLERS = {"numpy_rng"}  # reads a CPU generator's draw, never device data
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> flowset.FlowSet:
-    return flowset.read(make_flow_set(tmp_path_factory.mktemp("flow") / "flow"), need_onset=True)
-
-
-def _params(face_stream: bool):
-    return parse_params({
-        "model": {"patch_size": 4, "embed_dim": 16, "depth": 2, "num_heads": 2, "drop_rate": 0.2,
-                  "face_stream": face_stream},
-        "train": {"epochs": 1, "batch_size": 4, "device": "cpu", "threads": 1},
-        "mixing": {"manifold_mixup": {"blocks": [0, 1]}},
-    })
-
-
-def _units(data):
-    folds = make_folds(data.index)[:2]  # unequal sizes: unit 1 sits the last step out
-    folds[1] = dataclasses.replace(folds[1], train_rows=folds[1].train_rows[:9])
-    return [loop.Unit(0, f) for f in folds]
 
 
 def _host_reads_in_steps(monkeypatch, params, method, data) -> list[tuple[str, str]]:
@@ -64,14 +41,14 @@ def _host_reads_in_steps(monkeypatch, params, method, data) -> list[tuple[str, s
             in_step[0] = False
 
     monkeypatch.setattr(loop.GroupTrainer, "_step", watched)
-    loop.train_group(params, method, _units(data), data, torch.device("cpu"))
+    loop.train_group(params, method, unequal_units(data), data, torch.device("cpu"))
     return reads
 
 
 @pytest.mark.parametrize("method", [*MIXING_METHODS, "mixmeformer"])
 def test_a_training_step_reads_no_tensor_on_the_host(data, monkeypatch, method):
     torch.set_num_threads(1)
-    params = _params(face_stream=method == "mixmeformer")
+    params = step_params(batch_size=4, face_stream=method == "mixmeformer")
     reads = _host_reads_in_steps(monkeypatch, params, "memix" if method == "mixmeformer" else method, data)
     assert reads, "the spy saw nothing: it is not watching the step"  # numpy_rng reads its seed once per unit
     assert {caller for _, caller in reads} <= ALLOWED_CALLERS, sorted(set(reads))
@@ -90,4 +67,5 @@ def test_a_training_step_does_not_synchronise_a_gpu(data, monkeypatch, method):
             torch.cuda.set_sync_debug_mode("default")
 
     monkeypatch.setattr(loop.GroupTrainer, "_step", strict)
-    loop.train_group(_params(face_stream=False), method, _units(data), data, torch.device("cuda"))
+    params = step_params(batch_size=4, face_stream=False)
+    loop.train_group(params, method, unequal_units(data), data, torch.device("cuda"))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from flowsets import make_flow_set
+from flowsets import tree_bytes
 
 from memix import codehash, log
 from memix.config import parse_params
@@ -26,15 +26,6 @@ def tiny_params(**train: object):
                   "workers": 1, **train},
         "compare": {"seeds": [0]},
     })
-
-
-@pytest.fixture(scope="module")
-def flow_dir(tmp_path_factory) -> Path:
-    return make_flow_set(tmp_path_factory.mktemp("flow") / "flow")
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 class Killed(Exception):
@@ -90,8 +81,8 @@ def test_checkpoints_of_other_code_are_discarded_and_the_rerun_equals_a_clean_ru
     with caplog.at_level(logging.WARNING, logger="memix"):
         run.run(params, "none", flow_dir=flow_dir, out_dir=out)
     assert "discarding 2 checkpoint(s)" in caplog.text and "other code, params or inputs" in caplog.text
-    assert _files(out) == _files(clean)
-    assert _files(old)["predictions.parquet"] != _files(clean)["predictions.parquet"]  # the change mattered
+    assert tree_bytes(out) == tree_bytes(clean)
+    assert tree_bytes(old)["predictions.parquet"] != tree_bytes(clean)["predictions.parquet"]  # the change mattered
 
 
 # ------------------------------------------------------------------------------------------------- divergence
@@ -160,7 +151,7 @@ def test_a_failure_while_writing_the_outputs_leaves_the_earlier_set_whole(
 ) -> None:
     out = tmp_path / "t"
     run.run(tiny_params(), "none", flow_dir=flow_dir, out_dir=out)
-    before = _files(out)
+    before = tree_bytes(out)
 
     def full_disk(live_dir, curves, seeds, into=None):
         raise OSError(28, "No space left on device")
@@ -168,5 +159,5 @@ def test_a_failure_while_writing_the_outputs_leaves_the_earlier_set_whole(
     monkeypatch.setattr(outputs, "write_live", full_disk)
     with pytest.raises(OSError, match="No space left"):
         run.run(tiny_params(lr=1e-2), "none", flow_dir=flow_dir, out_dir=out)
-    after = {k: v for k, v in _files(out).items() if not k.startswith("checkpoints/")}
+    after = {k: v for k, v in tree_bytes(out).items() if not k.startswith("checkpoints/")}
     assert after == before  # the new predictions were not put beside the old live/ (nor the reverse)

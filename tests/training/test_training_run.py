@@ -7,13 +7,12 @@ import json
 import logging
 import os
 import signal
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from flowsets import CHANNELS, CLIPS_PER_SUBJECT, SUBJECTS, make_flow_set
+from flowsets import CHANNELS, CLIPS_PER_SUBJECT, SUBJECTS, make_flow_set, tree_bytes
 
 from memix.config import parse_params
 from memix.io import atomic, flowset, shards
@@ -28,15 +27,6 @@ def tiny_params(**train: object):
         "mixing": {"manifold_mixup": {"blocks": [0, 1]}},
         "compare": {"seeds": [0]},
     })
-
-
-@pytest.fixture(scope="module")
-def flow_dir(tmp_path_factory) -> Path:
-    return make_flow_set(tmp_path_factory.mktemp("flow") / "flow")
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.parametrize("method", ["none", "memix", "manifold_mixup", "balanced_mixup", "transmix", "mixaugment"])
@@ -74,7 +64,7 @@ def test_same_seed_same_bytes_other_seed_other_predictions(flow_dir, tmp_path):
     params = tiny_params()
     for name in ("a", "b"):
         run.run(params, "memix", flow_dir=flow_dir, out_dir=tmp_path / name, seeds=[3])
-    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    a, b = tree_bytes(tmp_path / "a"), tree_bytes(tmp_path / "b")
     assert a.keys() == b.keys()
     for key in a:
         assert a[key] == b[key], key
@@ -168,7 +158,7 @@ def test_resume_after_a_finished_group_gives_the_same_bytes(flow_dir, tmp_path, 
     monkeypatch.setattr(loop, "on_epoch_end", lambda units, epoch: trained.append([u.fold.index for u in units]))
     run.run(params, "memix", flow_dir=flow_dir, out_dir=out)
     assert trained == [[2, 3], [2, 3]]  # folds 0 and 1 came from their checkpoints
-    assert _files(out) == _files(tmp_path / "full")
+    assert tree_bytes(out) == tree_bytes(tmp_path / "full")
 
 
 def test_resume_inside_a_group_gives_the_same_bytes(flow_dir, tmp_path, monkeypatch):
@@ -191,7 +181,7 @@ def test_resume_inside_a_group_gives_the_same_bytes(flow_dir, tmp_path, monkeypa
     monkeypatch.setattr(loop, "on_epoch_end", lambda units, epoch: epochs.append(epoch))
     run.run(params, "transmix", flow_dir=flow_dir, out_dir=out)
     assert epochs == [3]  # the group went on from its third epoch
-    assert _files(out) == _files(tmp_path / "full")
+    assert tree_bytes(out) == tree_bytes(tmp_path / "full")
 
 
 def test_a_kill_during_a_group_save_retrains_the_group_to_the_same_bytes(flow_dir, tmp_path, monkeypatch, caplog):
@@ -224,7 +214,7 @@ def test_a_kill_during_a_group_save_retrains_the_group_to_the_same_bytes(flow_di
         run.run(params, "none", flow_dir=flow_dir, out_dir=out)
     assert epochs == [1, 2, 3]
     assert "stopped while saving group-s0-f00-n4.pt" in caplog.text and "another run" not in caplog.text
-    assert _files(out) == _files(tmp_path / "full")
+    assert tree_bytes(out) == tree_bytes(tmp_path / "full")
 
 
 def test_checkpoints_of_other_params_are_not_resumed(flow_dir, tmp_path, monkeypatch):
@@ -269,7 +259,7 @@ def test_a_killed_worker_fails_the_run_at_once_and_keeps_finished_groups(flow_di
     assert "unit-s0-f03.pt" not in kept and len(kept) >= 2
     monkeypatch.setattr(loop, "on_epoch_end", lambda units, epoch: None)
     run.run(params, "none", flow_dir=flow_dir, out_dir=out)
-    assert _files(out) == _files(tmp_path / "full")
+    assert tree_bytes(out) == tree_bytes(tmp_path / "full")
 
 
 def test_face_stream_model_trains(flow_dir, tmp_path):
@@ -321,7 +311,7 @@ def test_workers_and_groups_do_not_change_a_byte(flow_dir, tmp_path):
     one = run.run(tiny_params(workers=1), "memix", flow_dir=flow_dir, out_dir=tmp_path / "w1")
     two = run.run(tiny_params(workers=2, fold_batch=1), "memix", flow_dir=flow_dir, out_dir=tmp_path / "w2")
     assert one.read_bytes() == two.read_bytes()
-    assert _files(tmp_path / "w1") == _files(tmp_path / "w2")
+    assert tree_bytes(tmp_path / "w1") == tree_bytes(tmp_path / "w2")
 
 
 def test_curves_hold_the_pooled_accuracy_of_every_evaluated_epoch(flow_dir, tmp_path):
