@@ -125,6 +125,9 @@ LISTING_SUFFIX = ".txt"
 PER_METHOD_STAGES = ("train", "fit")
 """Stages that import a mixing method's module by name: one listing per (stage, method)."""
 
+ALL_METHODS_STAGES = ("arch",)
+"""Stages that may run any mixing method (a run's ``methods``): their listing holds every method's module."""
+
 
 def listing_name(stage: str, method: str | None = None) -> str:
     """The file name of a stage's code listing (``train-memix.txt`` for a per-method stage)."""
@@ -156,6 +159,9 @@ def stage_listings(methods: Iterable[str], root: Path | None = None) -> dict[str
             for method in methods:
                 files = import_closure(script, [module_name(method)], root)
                 out[listing_name(stage, method)] = listing(files, root)
+        elif stage in ALL_METHODS_STAGES:
+            files = import_closure(script, [module_name(m) for m in methods], root)
+            out[listing_name(stage)] = listing(files, root)
         else:
             out[listing_name(stage)] = listing(import_closure(script, (), root), root)
     return out

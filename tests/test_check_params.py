@@ -34,6 +34,7 @@ def test_the_stage_depends_on_all_of_params_yaml_and_every_stage_on_it() -> None
     assert check["outs"] == [MARKER]
     for name, stage in STAGES.items():
         if name not in ("check_params", "code"):  # `code` lists the code files and reads no params
+            stage = stage.get("do", stage)  # a foreach stage's definition is under do:
             assert MARKER in stage["deps"], f"stage {name} does not wait for check_params"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from memix.config import MIXING_METHODS, Params, ParamsError, dump_params, load_params
+from memix.config import MIXING_METHODS, Params, ParamsError, arch_run_params, dump_params, load_params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,3 +142,30 @@ def test_the_baseline_must_be_one_of_the_compared_methods(tmp_path: Path) -> Non
         load_params(_write(tmp_path, "compare: {methods: [memix, mixup], baseline: none}\n"))
     chosen = load_params(_write(tmp_path, "compare: {methods: [memix, mixup], baseline: mixup}\n"))
     assert chosen.compare.baseline == "mixup"
+
+
+# ------------------------------------------------------------------------------- architectures
+def test_an_architecture_run_trains_with_its_recipe_over_the_machines_train_settings():
+    p = parse_params({
+        "train": {"device": "cpu", "workers": 3, "epochs": 40},
+        "architectures": {"reference": {"run": "s", "method": "none"},
+                          "runs": {"s": {"model": {"name": "ststnet"}, "train": {"epochs": 500, "lr": 5e-5}}}},
+    })
+    run = arch_run_params(p, "s")
+    assert (run.train.epochs, run.train.lr, run.train.device, run.train.workers) == (500, 5e-5, "cpu", 3)
+    assert run.model.name == "ststnet" and p.model.name == "vit_flow_tiny"
+
+
+@pytest.mark.parametrize(("arch", "match"), [
+    ({"runs": {"s": {"train": {"device": "cpu"}}}, "reference": {"run": "s", "method": "none"}}, "not recipe keys"),
+    ({"runs": {"s": {"train": {"epochs": 0}}}, "reference": {"run": "s", "method": "none"}},
+     r"architectures.runs.s.train: epochs"),
+    ({"runs": {"s": {"model": {"name": "ststnet"}, "methods": ["memix"]}},
+      "reference": {"run": "s", "method": "memix"}}, "CLS attention"),
+    ({"runs": {"s": {}}}, "reference must name"),
+    ({"runs": {"s": {}}, "reference": {"run": "t", "method": "none"}}, "not one of the runs"),
+    ({"runs": {"a b": {}}, "reference": {"run": "a b", "method": "none"}}, "letters, digits"),
+])
+def test_bad_architecture_runs_are_refused_naming_the_problem(arch, match):
+    with pytest.raises(ParamsError, match=match):
+        parse_params({"architectures": arch})

@@ -9,6 +9,7 @@ of range fails before any work starts, with an error naming the key and the file
 
 from __future__ import annotations
 
+from memix.config.architectures import ArchitecturesParams, ArchRun
 from memix.config.base import ParamsError, Section
 from memix.config.data import (
     COMPOSITE,
@@ -24,11 +25,21 @@ from memix.config.data import (
     SynthParams,
     TVL1Params,
 )
-from memix.config.loading import DuplicateKeyError, Params, dump_params, error_lines, load_params, parse_params
+from memix.config.loading import (
+    DuplicateKeyError,
+    Params,
+    arch_run_params,
+    dump_params,
+    error_lines,
+    load_params,
+    parse_params,
+)
 from memix.config.results import CompareParams, EvalParams, FitParams
 from memix.config.training import MIXING_METHODS, AugmentParams, MixingParams, ModelParams, TrainParams, method_title
 
 __all__ = [
+    "ArchRun",
+    "ArchitecturesParams",
     "COMPOSITE",
     "DATASET_NAMES",
     "MIXING_METHODS",
@@ -53,6 +64,7 @@ __all__ = [
     "SynthParams",
     "TVL1Params",
     "TrainParams",
+    "arch_run_params",
     "dump_params",
     "error_lines",
     "load_params",

@@ -9,12 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
+from memix.config.architectures import ArchitecturesParams
 from memix.config.base import ParamsError, Section
 from memix.config.data import DatasetParams, FacesParams, FlowParams, SynthParams
 from memix.config.results import CompareParams, EvalParams, FitParams
-from memix.config.training import MixingParams, ModelParams, TrainParams
+from memix.config.training import ARCHITECTURES, ATTENTION_METHODS, MixingParams, ModelParams, TrainParams
 
 
 class Params(Section):
@@ -30,6 +31,40 @@ class Params(Section):
     eval: EvalParams = EvalParams()
     compare: CompareParams = CompareParams()
     fit: FitParams = FitParams()
+    architectures: ArchitecturesParams = ArchitecturesParams()
+
+    @model_validator(mode="after")
+    def _recipes_are_valid_training_params(self) -> Params:
+        for name in self.architectures.runs:
+            try:
+                arch_run_params(self, name)
+            except ValidationError as err:
+                raise ValueError(f"architectures.runs.{name}.train: {'; '.join(error_lines(err))}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _methods_defined_for_the_model(self) -> Params:
+        """TransMix and MEMix need a ViT's CLS attention over patches: refused for a comparison architecture."""
+        if self.model.name not in ARCHITECTURES:
+            return self
+        for key, methods in (("compare.methods", self.compare.methods), ("fit.methods", self.fit.methods)):
+            bad = [m for m in methods if m in ATTENTION_METHODS]
+            if bad:
+                raise ValueError(
+                    f"{key} has {bad}, which weight labels by a ViT's CLS attention over the flow patches; model.name "
+                    f"{self.model.name!r} is a comparison architecture without one (leave them out, or use a ViT)"
+                )
+        if self.model.face_stream:
+            raise ValueError(f"model.face_stream is MixMeFormer's ViT stream; model.name {self.model.name!r} has none")
+        return self
+
+
+def arch_run_params(params: Params, name: str) -> Params:
+    """The params run ``name`` of ``architectures.runs`` trains with: its model, the top-level ``train`` with its
+    recipe on top (device, threads and workers stay the machine's), everything else as the file says."""
+    run = params.architectures.runs[name]
+    train = TrainParams.model_validate({**params.train.model_dump(), **run.train})
+    return params.model_copy(update={"model": run.model, "train": train})
 
 
 def error_lines(err: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
@@ -42,6 +77,8 @@ def error_lines(err: ValidationError, model: type[BaseModel] | None = None) -> l
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key{_valid_keys_hint(model, e['loc'])}")
+        elif not e["loc"]:  # a check across sections: its message names the keys
+            lines.append(f"{key}: {e['msg']}")
         else:
             lines.append(f"{key}: {e['msg']} (got {e.get('input')!r})")
     return lines

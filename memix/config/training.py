@@ -3,14 +3,22 @@ method names, :data:`MIXING_METHODS`, is the fields of :class:`MixingParams`).""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from memix.config.base import Section
 
-
 # ----------------------------------------------------------------------------------------- model
+ARCHITECTURES: tuple[str, ...] = ("ststnet", "mmnet", "aman")
+"""``model.name`` s of the comparison architectures (:mod:`memix.models.registry` builds them; every other name is a
+timm ViT). Named here too so that params are checked without importing torch."""
+
+ATTENTION_METHODS: tuple[str, ...] = ("transmix", "memix")
+"""Mixing methods that weight labels by a ViT's CLS attention over the flow patches: not defined for the
+comparison architectures (none of them has it)."""
+
+
 class ModelParams(Section):
     """The classifier: a timm ViT on flow, optionally with the MixMeFormer onset-face stream."""
 
@@ -23,6 +31,10 @@ class ModelParams(Section):
     pretrained: bool = False
     weights_path: str | None = None
     face_stream: bool = Field(False, description="MixMeFormer: add an onset-face ResNet-18 stream")
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="constructor options of a comparison architecture (model.name in memix.models.registry)",
+    )
 
 
 # ------------------------------------------------------------------------------------------ train

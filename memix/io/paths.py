@@ -17,6 +17,8 @@ TRAIN = Path("data/train")
 EVAL = Path("reports/eval")
 COMPARE = Path("reports")
 MODELS = Path("models")
+ARCH = Path("data/arch")  # the architecture comparison's runs: data/arch/<run>/, data/arch/runs.json
+MODELS_TABLE = Path("reports/models_table.md")
 
 
 def train_dir(method: str) -> Path:
@@ -32,3 +34,7 @@ def eval_dir(method: str) -> Path:
 def model_file(method: str) -> Path:
     """The model ``fit`` trains on every subject with ``method``, for ``memix predict`` and ``memix export``."""
     return MODELS / f"{method}.pt"
+
+
+def arch_dir(run: str) -> Path:
+    return ARCH / run

@@ -14,6 +14,7 @@ from torch import nn
 from memix.mixing.base import ManifoldPlan
 from memix.models.attention import ClsAttentionProbe
 from memix.models.mixmeformer import FaceStream
+from memix.models.staged import mix_hidden, mix_stage
 from memix.models.vit import patch_size_of
 
 
@@ -59,13 +60,13 @@ class FlowModel(nn.Module):
         if self.face is not None:
             tokens = tokens + self.face(face).to(tokens.dtype)
         h = vit.norm_pre(vit.patch_drop(vit._pos_embed(tokens)))
-        mix_at = self._mix_block(manifold, x.shape[0])
+        mix_at = mix_stage(manifold, x.shape[0], self.depth)
         self._probe.armed = need_attention
         self._probe.row = None
         try:
             for i, blk in enumerate(vit.blocks):
                 if i == mix_at:
-                    h = _mix(h, manifold.lam, manifold.perm)
+                    h = mix_hidden(h, manifold.lam, manifold.perm)
                 h = blk(h)
         finally:
             self._probe.armed = False
@@ -87,26 +88,6 @@ class FlowModel(nn.Module):
         if face is not None and face.shape[0] != x.shape[0]:
             raise ValueError(f"face batch has {face.shape[0]} samples, flow batch {x.shape[0]}")
 
-    def _mix_block(self, manifold: ManifoldPlan | None, batch: int) -> int:
-        if manifold is None:
-            return -1
-        block = int(manifold.block)
-        if block < 0:
-            raise ValueError(f"manifold.block must be >= 0, got {block}")
-        perm = manifold.perm
-        if perm.ndim != 1 or perm.shape[0] != batch:
-            raise ValueError(f"manifold.perm must have shape ({batch},), got {tuple(perm.shape)}")
-        return min(block, self.depth - 1)
-
     def extra_repr(self) -> str:
         face = self.face is not None
         return f"patch_size={self.patch_size}, grid={self.grid}, depth={self.depth}, face_stream={face}"
-
-
-def _mix(h: torch.Tensor, lam: float | torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """lam*h + (1-lam)*h[perm]; ``lam`` a scalar, a 0-d tensor or one value per sample (B,)."""
-    if isinstance(lam, torch.Tensor):
-        lam = lam.to(device=h.device, dtype=h.dtype)
-        if lam.ndim == 1:
-            lam = lam.view(-1, 1, 1)
-    return lam * h + (1 - lam) * h[perm.to(h.device)]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 
 if TYPE_CHECKING:
-    from memix.training.loop import Unit
+    from memix.training.units import Unit
 
 
 class DivergenceError(ValueError):

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from memix.config import MIXING_METHODS, Params
 from memix.io.flowset import FlowSet
+from memix.models import registry
 from memix.training import loop
 from memix.training.folds import Fold, fold_stats
 
@@ -50,6 +51,7 @@ def fit(
     """Train ``method`` with ``seed`` on every clip of ``data`` and return the final model (no selection)."""
     if method not in MIXING_METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(MIXING_METHODS)}")
+    registry.check_trainable(params.model.name, method)
     fold = all_subjects_fold(data)
     threads = torch.get_num_threads()
     if params.train.threads:

@@ -36,7 +36,6 @@ import torch
 from memix import mixing, models
 from memix.io.flowset import FlowSet
 from memix.mixing.base import upload
-from memix.models.grouped import GroupedFlowModel
 from memix.training import checkpoint, divergence
 from memix.training.folds import fold_stats
 from memix.training.heldout import EVAL_BATCH, HISTORY_KEYS, HeldOutEvaluation, empty_history
@@ -101,7 +100,7 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
             torch.manual_seed(seeds["init"])
             built.append(models.build(params.model, self.flow.shape[1], k, self.flow.shape[-1]))
             self.states.append(self._unit_state(unit, data, built[-1], seeds, k))
-        self.model = GroupedFlowModel(built).to(device)
+        self.model = models.group(built).to(device)
         del built
         self.model.dropout_generators = [s.gens["dropout"] for s in self.states]
         self.opt = GroupedAdam(
@@ -109,8 +108,11 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
             decoupled=tp.optimizer == "adamw",
         )
         self.forward = self.model
-        if tp.compile:
-            self.forward = torch.compile(self.model, mode=None if tp.compile == "default" else tp.compile)
+        self.loss_graph = self._loss
+        if tp.compile:  # the training step's loss graph (forward, targets, loss; backward traced with it), and the
+            mode = None if tp.compile == "default" else tp.compile  # model alone for the held-out predictions
+            self.forward = torch.compile(self.model, mode=mode)
+            self.loss_graph = torch.compile(self._loss, mode=mode)
         self.autocast: Callable[[], Any] = (
             (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda" else contextlib.nullcontext
         )

@@ -35,7 +35,7 @@ from memix import codehash, models
 from memix.config import MIXING_METHODS, ModelParams, Params, dump_params
 from memix.io import flowset
 from memix.mixing import module_name
-from memix.models.grouped import GroupedFlowModel
+from memix.models import registry
 from memix.training import checkpoint
 from memix.training.divergence import diverged_epoch
 from memix.training.executor import DoneFn, GroupJob, GroupProgressFn, cpu_workers, run_local
@@ -103,13 +103,15 @@ def unit_bytes(params: Params, data: flowset.FlowSet, device: torch.device | Non
     n_params = sum(p.numel() for p in model.parameters())
     if device is not None and device.type == "cuda":
         return 16 * n_params + _measured_activations(spec, data, device, params.train.batch_size)
+    if not isinstance(model, models.FlowModel):  # a comparison architecture: its input a few times over per layer
+        return 16 * n_params + params.train.batch_size * int(data.flow[0].size) * 4 * 64
     tokens = model.grid * model.grid + 1
     return 16 * n_params + params.train.batch_size * tokens * model.vit.embed_dim * model.depth * ACTIVATION_BYTES
 
 
 def _measured_activations(spec: ModelParams, data: flowset.FlowSet, device: torch.device, batch: int) -> int:
     """Peak memory of one bf16 forward/backward of a one-unit group (attention row on), past weights and grads."""
-    model = GroupedFlowModel([models.build(spec, data.flow.shape[1], data.num_classes, data.size)]).to(device)
+    model = models.group([models.build(spec, data.flow.shape[1], data.num_classes, data.size)]).to(device)
     model.train()
     model.dropout_generators = [torch.Generator()]
     x = torch.zeros((1, batch, data.flow.shape[1], data.size, data.size), device=device)
@@ -212,6 +214,7 @@ def run(
     outputs into ``out_dir`` and return predictions.parquet's path."""
     if method not in MIXING_METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(MIXING_METHODS)}")
+    registry.check_trainable(params.model.name, method)
     seeds = list(params.compare.seeds if seeds is None else seeds)
     out_dir = Path(out_dir)
     data = flowset.read(flow_dir, need_onset=params.model.face_stream)

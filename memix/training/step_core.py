@@ -34,12 +34,20 @@ class StepCore:
     states: list[UnitState]
     model: GroupedFlowModel
     forward: Callable[..., torch.Tensor]  # the grouped model, compiled or not
+    loss_graph: Callable[[StepInputs], torch.Tensor]  # _loss, compiled or not
     opt: GroupedAdam
     autocast: Callable[[], Any]
 
     def _core(self, inp: StepInputs) -> None:
         """The device's part of a step, one graph (tests capture it with ``torch.compile(fullgraph=True)``):
         forward, mixing targets, loss, backward and every unit's optimizer update; no tensor is read on the host."""
+        self.opt.zero_grad()
+        self.loss_graph(inp).backward()
+        self.opt.step(inp.active)
+
+    def _loss(self, inp: StepInputs) -> torch.Tensor:
+        """Forward, mixing targets and the summed loss of every unit that takes the step (what ``train.compile``
+        compiles: autograd then records forward and backward as one joint graph)."""
         mixer = self.states[0].mixer
         sizes = inp.sizes
         with self.autocast():
@@ -66,6 +74,4 @@ class StepCore:
                 s.sums["correct"] += (logits[g, :n].detach().argmax(-1) == targets.argmax(-1)).sum()
                 s.sums["seen"] += n
                 j += 1
-        self.opt.zero_grad()
-        torch.stack(losses).sum().backward()
-        self.opt.step(inp.active)
+        return torch.stack(losses).sum()

@@ -1,0 +1,188 @@
+"""The architecture table (``reports/models_table.md``): every network of the published comparison, ours beside
+the published figure, under one honest LOSO.
+
+Each trained (run, method) gets the seed table's figures (mean ± std over seeds of pooled Acc, F1 = UF1 and UAR)
+under both selection rules, the paired bootstrap over test subjects against ``architectures.reference`` (the same
+resamples and seeds as the mixing table), and its trainable parameters beside the authors' release. Networks of
+the published table that are not trained say why (not built: what public material lacks; built but not fed: the
+input the pipeline does not cache yet).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from memix.config import Params, method_title
+from memix.evaluation import comparison
+from memix.evaluation.arch_runs import RUN_FILE
+from memix.io import atomic
+from memix.models import registry
+from memix.models.published import PUBLISHED_TABLE
+
+RULE_TITLES = {"last": "last epoch", "oracle": "oracle (test-set selection)"}
+
+
+def run_key(run: str, method: str) -> str:
+    return f"{run}/{method}"
+
+
+def _load_runs(params: Params, arch_root: Path) -> tuple[dict[str, dict[str, Any]], dict[str, comparison.MethodEval]]:
+    seeds = sorted(params.compare.seeds)
+    infos, evals = {}, {}
+    for name, spec in params.architectures.runs.items():
+        path = arch_root / name / RUN_FILE
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: run {name!r} has not finished (run its arch stage)")
+        infos[name] = json.loads(path.read_text())
+        for method in spec.methods:
+            ev = comparison.load(method, arch_root / name / "eval", seeds)
+            ev.name = run_key(name, method)
+            evals[ev.name] = ev
+    return infos, evals
+
+
+def build(params: Params, arch_root: Path) -> dict[str, Any]:
+    """The table's content: published rows with our runs attached, and runs of no published network after them."""
+    ap = params.architectures
+    infos, evals = _load_runs(params, Path(arch_root))
+    table: dict[str, dict[str, comparison.Row]] = {}
+    ref = None
+    if evals:
+        ref = run_key(ap.reference.run, ap.reference.method)
+        ordered = {ref: evals[ref], **{k: v for k, v in evals.items() if k != ref}}
+        cp = params.compare
+        shim = SimpleNamespace(compare=SimpleNamespace(
+            baseline=ref, seeds=cp.seeds, bootstrap_resamples=cp.bootstrap_resamples, bootstrap_seed=cp.bootstrap_seed,
+        ))
+        table = comparison.compare(shim, ordered)  # type: ignore[arg-type]
+    rows = []
+    used = set()
+    for pub in PUBLISHED_TABLE:
+        runs = [n for n, info in infos.items() if _network(info) == pub.built]
+        used.update(runs)
+        rows.append(_row(pub.network, pub.year, pub.kind, {"acc": pub.acc, "f1": pub.f1}, pub, runs, infos, table,
+                         params))
+    for name, info in infos.items():
+        if name not in used:
+            rows.append(_row(name, None, _kind(info), None, None, [name], infos, table, params))
+    return {"reference": ref, "rules": list(table), "rows": rows,
+            "seeds": sorted(params.compare.seeds), "resamples": params.compare.bootstrap_resamples}
+
+
+def _network(info: dict[str, Any]) -> str:
+    model = info["model"]
+    if registry.is_architecture(model["name"]):
+        return model["name"]
+    return "mixmeformer" if model.get("face_stream") else "vit"
+
+
+def _kind(info: dict[str, Any]) -> str:
+    name = info["model"]["name"]
+    return registry.architecture(name).load().TYPE if registry.is_architecture(name) else "Transformer"
+
+
+def _row(network, year, kind, published, pub, runs, infos, table, params) -> dict[str, Any]:
+    status = ""
+    measured_on = ""
+    if pub is not None and pub.built is None:
+        status = f"not built: {pub.why}"
+    elif pub is not None and registry.is_architecture(pub.built):
+        module = registry.architecture(pub.built).load()
+        p = module.PUBLISHED
+        measured_on = f"{p['dataset']}, {p['classes']} classes, {p['metric']}; {p['selection']}"
+        problem = registry.training_problem(pub.built)
+        if problem and not runs:
+            status = f"built, not trained here: {problem}"
+        elif not runs:
+            status = "built; not in this params file's architectures.runs"
+    elif pub is not None and not runs:
+        status = "not in this params file's architectures.runs"
+    if pub is not None and pub.built == "mixmeformer":
+        measured_on = "SAMM (per the authors' later README), 5 classes; best epoch per test subject"
+    trained = []
+    for name in runs:
+        info = infos[name]
+        for method in info["methods"]:
+            key = run_key(name, method)
+            trained.append({
+                "run": name, "method": method, "key": key,
+                "trainable_params": info["trainable_params"],
+                "released_params": (info["released"] or {}).get("trainable_params"),
+                "released_classes": (info["released"] or {}).get("num_classes"),
+                "rules": {rule: _figures(table[rule][key]) for rule in table},
+            })
+    return {"network": network, "year": year, "type": kind, "published": published, "measured_on": measured_on,
+            "status": status, "trained": trained}
+
+
+def _figures(row: comparison.Row) -> dict[str, Any]:
+    out: dict[str, Any] = {m: {"mean": s.mean, "std": s.std} for m, s in row.spread.items()}
+    for m, iv in row.interval.items():
+        out[m]["delta"] = iv.delta
+        out[m]["low"], out[m]["high"] = iv.low, iv.high
+    return out
+
+
+def render_markdown(content: dict[str, Any]) -> str:
+    """The table as Markdown: one line per trained (run, method) or untrained network."""
+    ref = content["reference"]
+    lines = ["# Architectures under one LOSO", ""]
+    if ref is None:
+        lines += ["No architecture was trained with these params (`architectures.runs` is empty; "
+                  "`cp params.models.yaml params.yaml && dvc repro` trains them). The published figures:", ""]
+    else:
+        lines += [f"Pooled LOSO figures, mean ± std over seeds {content['seeds']}; Δ is the difference to "
+                  f"`{ref}` with a 95 % paired bootstrap interval over test subjects ({content['resamples']} "
+                  "resamples; * = the interval excludes 0). Published figures are as MixMeFormer's comparison "
+                  "prints them (SAMM): what each was measured on is in the last column.", ""]
+    for rule in content["rules"] or ["last"]:
+        if content["rules"]:
+            lines += [f"## Selection: {RULE_TITLES.get(rule, rule)}", ""]
+        lines += ["| Network | Year | Type | Run (mixing) | Acc (%) | F1 | UAR | Δ Acc vs reference (pts) | Trainable "
+                  "params (ours / released) | Published Acc / F1 | Published on / status |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for row in content["rows"]:
+            pub = row["published"]
+            pub_txt = "—" if pub is None else f"{_num(pub['acc'], 2)} / {_num(pub['f1'], 4)}"
+            year = row["year"] or ""
+            if not row["trained"]:
+                lines.append(f"| {row['network']} | {year} | {row['type']} | — | — | — | — | — | — | {pub_txt} | "
+                             f"{row['status']} |")
+                continue
+            for t in row["trained"]:
+                f = t["rules"][rule]
+                acc, f1, uar = f["accuracy"], f["uf1"], f["uar"]
+                delta = "reference" if t["key"] == ref else _delta(acc)
+                rel = t["released_params"]
+                rel_txt = "—" if rel is None else f"{rel:,} ({t['released_classes']} classes)"
+                lines.append(
+                    f"| {row['network']} | {year} | {row['type']} | {t['run']} ({method_title(t['method'])}) | "
+                    f"{acc['mean'] * 100:.2f} ± {acc['std'] * 100:.2f} | {f1['mean']:.4f} ± {f1['std']:.4f} | "
+                    f"{uar['mean']:.4f} ± {uar['std']:.4f} | {delta} | {t['trainable_params']:,} / {rel_txt} | "
+                    f"{pub_txt} | {row['measured_on'] or '—'} |"
+                )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _delta(fig: dict[str, Any]) -> str:
+    mark = "*" if fig["low"] > 0 or fig["high"] < 0 else ""
+    return (f"{fig['delta'] * 100:+.2f}{mark} [{fig['low'] * 100:+.2f}, {fig['high'] * 100:+.2f}]")
+
+
+def run(params: Params, arch_root: Path, out_md: Path) -> dict[str, Any]:
+    """Write the table (Markdown, and its numbers as JSON beside it); returns the content."""
+    content = build(params, arch_root)
+    atomic.write_text(out_md, render_markdown(content) + "\n")
+    atomic.write_json(Path(out_md).with_suffix(".json"), content)
+    return content
+
+
+__all__ = ["build", "render_markdown", "run", "run_key"]

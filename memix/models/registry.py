@@ -1,0 +1,111 @@
+"""The comparison architectures by ``model.name``: what each needs, which mixing methods it takes, how to build it.
+
+``model.name`` is a timm ViT name (the flow ViT, optionally MixMeFormer: :func:`memix.models.build`) or one of
+:data:`ARCHITECTURES`, the networks of the published MER comparison, one module each in :mod:`memix.models.arch`.
+Each is built from params alone, like timm's ``create_model``: ``model.options`` are passed to its constructor
+(e.g. ``{conv_padding: 2}`` for STSTNet as its PyTorch release), the class count comes from the dataset.
+
+Mixing: the input-space methods (``none``, ``mixup``, ``cutmix``, ``remix``, ``balanced_mixup``, ``mixaugment``)
+work for every architecture, ``manifold_mixup`` mixes the hidden tensor between the stages each module declares;
+TransMix and MEMix weight the label by a ViT's CLS attention over the 14 x 14 flow patches, which none of these
+networks has, so they are refused with that reason rather than approximated (the paper's MEMix stays exact).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from types import ModuleType
+from typing import Any
+
+from memix.models.arch import aman, mmnet, ststnet  # imported, not looked up: the stages' code listings follow imports
+
+INPUT_SPACE_METHODS = ("none", "mixup", "cutmix", "remix", "balanced_mixup", "mixaugment")
+ATTENTION_METHODS = ("transmix", "memix")  # also in memix.config (checked without torch); a test holds them equal
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """One comparison architecture: its module, class and what the pipeline must feed it."""
+
+    name: str
+    module: ModuleType  # in memix.models.arch: the class, INPUTS, YEAR, TYPE, PAPER, RELEASED, RECIPE, PUBLISHED
+    cls: str
+    missing_input: str | None = None  # why the pipeline cannot train it yet (None: it can)
+
+    def load(self) -> ModuleType:
+        return self.module
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The mixing methods defined for it."""
+        return (*INPUT_SPACE_METHODS, "manifold_mixup")
+
+
+ARCHITECTURES: dict[str, Architecture] = {
+    a.name: a
+    for a in (
+        Architecture("ststnet", ststnet, "STSTNet"),
+        Architecture(
+            "mmnet", mmnet, "MMNet",
+            missing_input="onset and apex RGB face crops at 224 px (the flow set caches the u/v/strain flow and a grey "
+            "onset face only; an apex/onset RGB output of the faces stage is not built yet)",
+        ),
+        Architecture(
+            "aman", aman, "AMAN",
+            missing_input="magnified frames (several magnification levels of each clip's frames, e.g. from the "
+            "learning-based magnifier) and FER+-trained ResNet-18 weights; no cached magnification stage exists yet",
+        ),
+    )
+}
+
+
+def is_architecture(name: str) -> bool:
+    return name in ARCHITECTURES
+
+
+def architecture(name: str) -> Architecture:
+    if name not in ARCHITECTURES:
+        raise KeyError(f"model.name {name!r} is not a comparison architecture ({', '.join(ARCHITECTURES)})")
+    return ARCHITECTURES[name]
+
+
+def mixing_problem(name: str, method: str) -> str | None:
+    """Why ``method`` cannot train ``model.name`` ``name`` (None when it can, or when ``name`` is a ViT)."""
+    if not is_architecture(name):
+        return None
+    arch = architecture(name)
+    if method in arch.methods:
+        return None
+    if method in ATTENTION_METHODS:
+        return (
+            f"mixing.{method} weights labels by a ViT's CLS attention over the flow patches; model.name {name!r} "
+            f"({arch.load().TYPE}) has none. Methods defined for it: {', '.join(arch.methods)}"
+        )
+    return f"mixing.{method} is not defined for model.name {name!r}"
+
+
+def training_problem(name: str) -> str | None:
+    """Why the pipeline cannot train ``model.name`` ``name`` yet (None when it can)."""
+    if not is_architecture(name):
+        return None
+    missing = architecture(name).missing_input
+    return None if missing is None else f"model.name {name!r} needs {missing}"
+
+
+def constructor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``model.options`` checked against the architecture's constructor (an unknown key is an error naming it)."""
+    arch = architecture(name)
+    cls = getattr(arch.load(), arch.cls)
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("num_classes", "in_chans", "img_size")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(f"model.options {unknown} are not options of {arch.cls} (it takes {', '.join(accepted)})")
+    return dict(options)
+
+
+def check_trainable(name: str, method: str) -> None:
+    """Raise ValueError saying why ``method`` cannot train ``model.name`` ``name`` here (nothing when it can)."""
+    problem = training_problem(name) or mixing_problem(name, method)
+    if problem:
+        raise ValueError(problem)

@@ -1,0 +1,30 @@
+"""DVC stage `models_table`: the architecture comparison's table -> reports/models_table.md (+ .json)."""
+
+from __future__ import annotations
+
+import sys
+
+import _common
+
+from memix.config import load_params
+from memix.evaluation import models_table
+from memix.io import atomic, paths
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _common.parser(
+        "models_table",
+        "Tabulate every network of the published MER comparison: our runs (both selection rules, paired intervals "
+        "against architectures.reference, trainable parameters beside the release) and why the others are not run.",
+    )
+    args = p.parse_args(argv)
+
+    def body() -> None:
+        atomic.remove_stale_temps(paths.MODELS_TABLE, paths.MODELS_TABLE.with_suffix(".json"))
+        models_table.run(load_params(args.params), paths.ARCH, paths.MODELS_TABLE)
+
+    return _common.run("models_table", body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

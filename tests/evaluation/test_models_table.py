@@ -1,0 +1,87 @@
+"""The architecture table: every published network listed in the published order, trained runs with both selection
+rules, intervals against the reference, parameter counts beside the release, and the reason for every other row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flowsets import make_flow_set
+
+from memix.config import parse_params
+from memix.evaluation import arch_runs, models_table
+from memix.models.published import PUBLISHED_TABLE
+
+RUNS = {
+    "ststnet": {"model": {"name": "ststnet"}, "train": {"epochs": 2, "batch_size": 4}, "methods": ["none", "mixup"]},
+    "vit": {"model": {"patch_size": 4, "embed_dim": 16, "depth": 1, "num_heads": 1}, "train": {"epochs": 2},
+            "methods": ["none"]},
+}
+
+
+def _params(runs: dict, reference: dict | None):
+    return parse_params({
+        "train": {"device": "cpu", "threads": 1, "workers": 1, "batch_size": 4},
+        "compare": {"methods": ["none"], "seeds": [0], "baseline": "none", "bootstrap_resamples": 200},
+        "fit": {"methods": ["none"]},
+        "architectures": {"reference": reference, "runs": runs},
+    })
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    work = tmp_path_factory.mktemp("arch")
+    flow = make_flow_set(work / "flow")
+    params = _params(RUNS, {"run": "vit", "method": "none"})
+    for name in RUNS:
+        arch_runs.run(params, name, flow_dir=flow, out_dir=work / "arch" / name)
+    return params, work / "arch"
+
+
+def test_every_published_network_is_a_row_in_order_and_the_untrained_say_why(trained) -> None:
+    params, root = trained
+    content = models_table.build(params, root)
+    rows = content["rows"]
+    assert [r["network"] for r in rows[: len(PUBLISHED_TABLE)]] == [p.network for p in PUBLISHED_TABLE]
+    by_name = {r["network"]: r for r in rows}
+    assert by_name["AU-GACN"]["status"].startswith("not built:") and not by_name["AU-GACN"]["trained"]
+    assert "apex" in by_name["MMNet"]["status"] and "magnified" in by_name["AMAN"]["status"]
+    assert by_name["MixMeFormer"]["status"] and not by_name["MixMeFormer"]["trained"]  # no face-stream run here
+    # the tiny ViT run is not a published network: it follows the published rows under its run name
+    assert rows[-1]["network"] == "vit" and rows[-1]["trained"][0]["key"] == content["reference"] == "vit/none"
+
+
+def test_a_trained_row_has_both_rules_an_interval_and_its_parameter_counts(trained) -> None:
+    params, root = trained
+    content = models_table.build(params, root)
+    ststnet = next(r for r in content["rows"] if r["network"] == "STSTNet")
+    assert [t["method"] for t in ststnet["trained"]] == ["none", "mixup"]
+    assert content["rules"] == ["last", "oracle"]
+    for t in ststnet["trained"]:
+        assert t["released_params"] == 1683 and t["released_classes"] == 3
+        assert t["trainable_params"] == 1683  # the flow set has 3 classes too: the same network
+        for rule in content["rules"]:
+            acc = t["rules"][rule]["accuracy"]
+            assert 0.0 <= acc["mean"] <= 1.0
+            assert acc["low"] <= acc["delta"] <= acc["high"]
+    oracle, last = (ststnet["trained"][0]["rules"][r]["accuracy"]["mean"] for r in ("oracle", "last"))
+    assert oracle >= last  # test-set selection can only look better
+
+
+def test_the_markdown_names_every_network_and_the_reference(trained, tmp_path: Path) -> None:
+    params, root = trained
+    out = tmp_path / "models_table.md"
+    models_table.run(params, root, out)
+    text = out.read_text()
+    for row in PUBLISHED_TABLE:
+        assert f"| {row.network} |" in text
+    assert "| vit | " in text and "reference" in text and "1,683 / 1,683 (3 classes)" in text
+    assert out.with_suffix(".json").is_file()
+
+
+def test_with_no_runs_the_table_lists_the_published_figures(tmp_path: Path) -> None:
+    (tmp_path / "arch").mkdir()
+    content = models_table.build(_params({}, None), tmp_path / "arch")
+    assert content["reference"] is None and not any(r["trained"] for r in content["rows"])
+    text = models_table.render_markdown(content)
+    assert "No architecture was trained" in text and "90.22 / 0.8391" in text
