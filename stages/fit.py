@@ -9,10 +9,11 @@ from pathlib import Path
 import _common
 
 from memix.config import MIXING_METHODS, load_params
-from memix.io import atomic, flowset, paths
+from memix.io import atomic, paths
 from memix.models import resolve_device
 from memix.serving import modelfile
 from memix.training import fit
+from memix.training.inputs import read_data
 
 log = logging.getLogger("memix.stages.fit")
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         params = load_params(args.params)
         out = Path(args.out) if args.out else paths.model_file(args.method)
         atomic.remove_stale_temps(out)
-        data = flowset.read(Path(args.flow), need_onset=params.model.face_stream)
+        data = read_data(params, Path(args.flow))
         device = resolve_device(params.train.device)
         result = fit.fit(params, args.method, params.fit.seed, data, device)
         contents = modelfile.from_fit(params, args.method, params.fit.seed, data, result, Path(params.faces.model))

@@ -17,7 +17,8 @@ CLASSES = ["happiness", "disgust", "surprise"]
 
 
 def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = None) -> Path:
-    """A flow set: 4 subjects x 5 clips, 3 x 16 x 16; the class sets the motion's direction.
+    """A flow set: 4 subjects x 5 clips, 3 x 16 x 16, with onset and apex faces; the class sets the motion's
+    direction.
 
     Class 0 moves down, class 1 up, class 2 spreads sideways (flip-invariant, like the others' labels).
     ``changed_subject`` gets different flow and labels (for the leakage test); everything else is identical.
@@ -51,7 +52,10 @@ def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = No
         index[f"sumsq_{ch}"] = (f64[:, i] ** 2).sum(axis=(1, 2))
     index["n_pixels"] = SIZE * SIZE
     onset = rng.integers(0, 256, size=(len(index), SIZE, SIZE), dtype=np.uint8)
-    flowset.write(out_dir, index, {"flow": flow, "onset": onset}, {"channels": CHANNELS}, shard_mb=64)
+    # the apex face: the onset moved one pixel the way the class's flow goes (down, up, sideways)
+    moves = {0: (1, 0), 1: (-1, 0), 2: (0, 1)}
+    apex = np.stack([np.roll(o, moves[int(lab)], axis=(0, 1)) for o, lab in zip(onset, index["label_id"], strict=True)])
+    flowset.write(out_dir, index, {"flow": flow, "onset": onset, "apex": apex}, {"channels": CHANNELS}, shard_mb=64)
     return out_dir
 
 

@@ -15,7 +15,8 @@ from memix.config.architectures import ArchitecturesParams
 from memix.config.base import ParamsError, Section
 from memix.config.data import DatasetParams, FacesParams, FlowParams, SynthParams
 from memix.config.results import CompareParams, EvalParams, FitParams
-from memix.config.training import ARCHITECTURES, ATTENTION_METHODS, MixingParams, ModelParams, TrainParams
+from memix.config.training import MixingParams, ModelParams, TrainParams
+from memix.names import ARCHITECTURES, ATTENTION_METHODS
 
 
 class Params(Section):

@@ -10,14 +10,6 @@ from pydantic import Field
 from memix.config.base import Section
 
 # ----------------------------------------------------------------------------------------- model
-ARCHITECTURES: tuple[str, ...] = ("ststnet", "mmnet", "aman")
-"""``model.name`` s of the comparison architectures (:mod:`memix.models.registry` builds them; every other name is a
-timm ViT). Named here too so that params are checked without importing torch."""
-
-ATTENTION_METHODS: tuple[str, ...] = ("transmix", "memix")
-"""Mixing methods that weight labels by a ViT's CLS attention over the flow patches: not defined for the
-comparison architectures (none of them has it)."""
-
 
 class ModelParams(Section):
     """The classifier: a timm ViT on flow, optionally with the MixMeFormer onset-face stream."""

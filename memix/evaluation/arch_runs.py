@@ -18,6 +18,7 @@ from memix.evaluation import evaluate
 from memix.io import atomic, flowset
 from memix.models import registry
 from memix.training import run as training
+from memix.training.inputs import read_data
 
 RUN_FILE = "run.json"
 
@@ -34,7 +35,7 @@ def released(name: str) -> dict[str, Any] | None:
     """The authors' release as its module records it (count, class count, where), for a comparison architecture."""
     if not registry.is_architecture(name):
         return None
-    return dict(registry.architecture(name).load().RELEASED)
+    return dict(registry.architecture(name).module.RELEASED)
 
 
 def run(params: Params, name: str, flow_dir: Path, out_dir: Path) -> dict[str, Any]:
@@ -44,10 +45,10 @@ def run(params: Params, name: str, flow_dir: Path, out_dir: Path) -> dict[str, A
     for method in methods:
         registry.check_trainable(run_params.model.name, method)
     out_dir = Path(out_dir)
+    data = read_data(run_params, flow_dir)
     for method in methods:
-        training.run(run_params, method, flow_dir=flow_dir, out_dir=out_dir / "train" / method)
+        training.run(run_params, method, flow_dir=flow_dir, out_dir=out_dir / "train" / method, data=data)
         evaluate.run(run_params.eval, method, train_dir=out_dir / "train" / method, out_dir=out_dir / "eval" / method)
-    data = flowset.read(flow_dir)
     content = {
         "run": name,
         "model": run_params.model.model_dump(mode="json"),

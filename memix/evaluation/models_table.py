@@ -20,7 +20,7 @@ from memix.evaluation import comparison
 from memix.evaluation.arch_runs import RUN_FILE
 from memix.io import atomic
 from memix.models import registry
-from memix.models.published import PUBLISHED_TABLE
+from memix.models.published import PUBLISHED_TABLE, PublishedRow
 
 RULE_TITLES = {"last": "last epoch", "oracle": "oracle (test-set selection)"}
 
@@ -63,11 +63,10 @@ def build(params: Params, arch_root: Path) -> dict[str, Any]:
     for pub in PUBLISHED_TABLE:
         runs = [n for n, info in infos.items() if _network(info) == pub.built]
         used.update(runs)
-        rows.append(_row(pub.network, pub.year, pub.kind, {"acc": pub.acc, "f1": pub.f1}, pub, runs, infos, table,
-                         params))
+        rows.append(_row(pub.network, pub.year, pub.kind, {"acc": pub.acc, "f1": pub.f1}, pub, runs, infos, table))
     for name, info in infos.items():
         if name not in used:
-            rows.append(_row(name, None, _kind(info), None, None, [name], infos, table, params))
+            rows.append(_row(name, None, _kind(info), None, None, [name], infos, table))
     return {"reference": ref, "rules": list(table), "rows": rows,
             "seeds": sorted(params.compare.seeds), "resamples": params.compare.bootstrap_resamples}
 
@@ -81,27 +80,17 @@ def _network(info: dict[str, Any]) -> str:
 
 def _kind(info: dict[str, Any]) -> str:
     name = info["model"]["name"]
-    return registry.architecture(name).load().TYPE if registry.is_architecture(name) else "Transformer"
+    return registry.architecture(name).module.TYPE if registry.is_architecture(name) else "Transformer"
 
 
-def _row(network, year, kind, published, pub, runs, infos, table, params) -> dict[str, Any]:
+def _row(
+    network: str, year: int | None, kind: str, published: dict[str, float | None] | None, pub: PublishedRow | None,
+    runs: list[str], infos: dict[str, dict[str, Any]], table: dict[str, dict[str, comparison.Row]],
+) -> dict[str, Any]:
+    """One network's entry: its published figure and what it was measured on, our runs of it, or why there are none."""
     status = ""
-    measured_on = ""
-    if pub is not None and pub.built is None:
-        status = f"not built: {pub.why}"
-    elif pub is not None and registry.is_architecture(pub.built):
-        module = registry.architecture(pub.built).load()
-        p = module.PUBLISHED
-        measured_on = f"{p['dataset']}, {p['classes']} classes, {p['metric']}; {p['selection']}"
-        problem = registry.training_problem(pub.built)
-        if problem and not runs:
-            status = f"built, not trained here: {problem}"
-        elif not runs:
-            status = "built; not in this params file's architectures.runs"
-    elif pub is not None and not runs:
-        status = "not in this params file's architectures.runs"
-    if pub is not None and pub.built == "mixmeformer":
-        measured_on = "SAMM (per the authors' later README), 5 classes; best epoch per test subject"
+    if pub is not None and not runs:
+        status = _why_untrained(pub)
     trained = []
     for name in runs:
         info = infos[name]
@@ -114,8 +103,24 @@ def _row(network, year, kind, published, pub, runs, infos, table, params) -> dic
                 "released_classes": (info["released"] or {}).get("num_classes"),
                 "rules": {rule: _figures(table[rule][key]) for rule in table},
             })
-    return {"network": network, "year": year, "type": kind, "published": published, "measured_on": measured_on,
-            "status": status, "trained": trained}
+    return {"network": network, "year": year, "type": kind, "published": published,
+            "measured_on": "" if pub is None else _measured_on(pub), "status": status, "trained": trained}
+
+
+def _why_untrained(pub: PublishedRow) -> str:
+    if pub.built is None:
+        return f"not built: {pub.why}"
+    problem = registry.training_problem(pub.built)
+    if problem:
+        return f"built, not trained here: {problem}"
+    return ("built; " if registry.is_architecture(pub.built) else "") + "not in this params file's architectures.runs"
+
+
+def _measured_on(pub: PublishedRow) -> str:
+    if pub.built is None or not registry.is_architecture(pub.built):
+        return pub.measured_on
+    p = registry.architecture(pub.built).module.PUBLISHED
+    return f"{p['dataset']}, {p['classes']} classes, {p['metric']}; {p['selection']}"
 
 
 def _figures(row: comparison.Row) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The flow set: the flow stage's output folder, read and validated in one place.
 
 A flow set is a shard folder (:mod:`memix.io.shards`) with the array ``flow`` (N, C, S, S) float16 (channels
-u, v[, strain], vectors in pixels of the S-sized image), usually ``onset`` (N, S, S) uint8 (the aligned onset
-face at the same size, for MixMeFormer), an index with clip_id, subject, label, label_id and per-clip sums
+u, v[, strain], vectors in pixels of the S-sized image), usually ``onset`` and ``apex`` (N, S, S) uint8 (the
+aligned onset and apex faces at the same size: MixMeFormer's face stream, and the input of the comparison networks
+that take faces, read as :func:`faces_view`), an index with clip_id, subject, label, label_id and per-clip sums
 (``n_pixels``, ``sum_<ch>``, ``sumsq_<ch>``) so any subset of clips gets its channel statistics without
 touching the arrays, and ``stats.json`` (channels, whole-set mean/std, flow method and its settings).
 
@@ -26,6 +27,10 @@ from memix.io import atomic, shards
 from memix.io.checks import nonfinite_rows
 
 STATS_FILE = "stats.json"
+FACE_CHANNELS = ("onset", "apex")
+"""The channels of :func:`faces_view`: grey faces, 0..255."""
+INPUT_KINDS = ("flow", "faces")
+"""What a model reads from a flow set (:func:`read`'s ``inputs``): the flow, or the onset and apex faces."""
 BASE_COLUMNS = ("clip_id", "subject", "label", "label_id", "n_pixels")
 
 
@@ -48,6 +53,11 @@ class FlowSet:
         return int(self.flow.shape[-1])
 
     @property
+    def vectors(self) -> bool:
+        """Whether channels 0, 1 are a vector field (u, v): geometric augmentation then turns them too."""
+        return self.channels[:2] == ["u", "v"]
+
+    @property
     def num_classes(self) -> int:
         return num_classes(self.index)
 
@@ -60,8 +70,13 @@ class FlowSet:
         return self.index["label_id"].astype(np.int64).to_numpy()
 
 
-def read(path: str | Path, need_onset: bool = False) -> FlowSet:
-    """Open the flow set at ``path`` (memory-mapped); every problem is an error naming the file and field."""
+def read(path: str | Path, need_onset: bool = False, inputs: str = "flow") -> FlowSet:
+    """Open the flow set at ``path`` (memory-mapped); every problem is an error naming the file and field.
+
+    ``inputs="faces"`` returns :func:`faces_view` of it: the model input is then the onset and apex faces.
+    """
+    if inputs not in INPUT_KINDS:
+        raise ValueError(f"inputs {inputs!r}: a flow set holds {', '.join(INPUT_KINDS)}")
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: flow stage output not found; run `dvc repro flow`")
@@ -85,7 +100,30 @@ def read(path: str | Path, need_onset: bool = False) -> FlowSet:
         raise ValueError(f"{path}: model.face_stream is true but the shard folder has no array 'onset'")
     if onset is not None and onset.shape != (shape[0], shape[2], shape[3]):
         raise ValueError(f"{path}: array onset has shape {onset.shape}; expected ({shape[0]}, {shape[2]}, {shape[3]})")
-    return FlowSet(path=path, index=index, flow=flow, onset=onset, stats=stats)
+    data = FlowSet(path=path, index=index, flow=flow, onset=onset, stats=stats)
+    return data if inputs == "flow" else faces_view(data, arrays.get("apex"))
+
+
+def faces_view(data: FlowSet, apex: np.ndarray | None) -> FlowSet:
+    """The flow set with its aligned onset and apex faces as the model input: ``flow`` (N, 2, S, S) float16 holding
+    the grey levels 0..255 (exact in float16), channels :data:`FACE_CHANNELS`, the index's per-clip sums of those
+    (so LOSO folds get their own normalisation, as for flow). ``onset`` stays (MixMeFormer's stream reads it)."""
+    if data.onset is None or apex is None:
+        raise ValueError(f"{data.path}: the model takes the onset and apex faces, but the flow set lacks array "
+                         f"{'onset' if data.onset is None else 'apex'} (written by an older flow stage? "
+                         "`dvc repro flow`)")
+    if apex.shape != data.onset.shape:
+        raise ValueError(f"{data.path}: array apex has shape {apex.shape}; expected {data.onset.shape} (as onset)")
+    faces = np.stack([data.onset, apex], axis=1)
+    index = data.index.drop(columns=[c for c in data.index.columns if c.startswith(("sum_", "sumsq_"))])
+    pixels = faces.astype(np.float64)
+    for c, ch in enumerate(FACE_CHANNELS):
+        index[f"sum_{ch}"] = pixels[:, c].sum(axis=(1, 2))
+        index[f"sumsq_{ch}"] = (pixels[:, c] ** 2).sum(axis=(1, 2))
+    mean, std = channel_stats(index, list(FACE_CHANNELS))
+    stats = {**data.stats, "channels": list(FACE_CHANNELS), "inputs": "faces", "flow_channels": data.channels,
+             "mean": [float(x) for x in mean], "std": [float(x) for x in std]}
+    return FlowSet(path=data.path, index=index, flow=faces.astype(np.float16), onset=data.onset, stats=stats)
 
 
 def write(

@@ -60,7 +60,7 @@ def build_architecture(params: ModelParams, in_chans: int, num_classes: int, img
     if params.face_stream:
         raise ValueError(f"model.face_stream is MixMeFormer's onset-face stream for a ViT; {params.name} has none")
     options = registry.constructor_options(params.name, dict(params.options))
-    net = getattr(arch.load(), arch.cls)(num_classes=num_classes, in_chans=in_chans, **options)
+    net = getattr(arch.module, arch.cls)(num_classes=num_classes, in_chans=in_chans, **options)
     return NetModel(net, params.name, in_chans=in_chans, img_size=img_size)
 
 

@@ -22,14 +22,17 @@ class PublishedRow:
     f1: float | None
     built: str | None = None
     why: str = ""
+    measured_on: str = ""  # what the figure was measured on, where no module of memix.models.arch records it
 
 
 PUBLISHED_TABLE: tuple[PublishedRow, ...] = (
     PublishedRow("STSTNet", 2019, "CNN", 68.10, 0.6588, built="ststnet"),
     PublishedRow(
         "AU-GACN", 2020, "GCN", 70.20, 0.4330,
-        why="no public code; its figure (SAMM, 3 classes) rests on GAN-synthesised AU-conditioned training sequences "
-        "that are not public, and it needs frame sequences and AU labels the pipeline does not cache",
+        why="no public code (the authors' repository AU-GACN/AU-assisted-Graph-Attention-Convolutional-Network-"
+        "forMicro-Expression-Recognition holds a README and figures only; its issue asking for the code, open since "
+        "2020, is unanswered); its figure (SAMM, 3 classes) rests on GAN-synthesised AU-conditioned training "
+        "sequences that are not public, and it needs frame sequences and AU labels the pipeline does not cache",
     ),
     PublishedRow(
         "MiMANet", 2021, "CNN", 76.60, 0.7640,
@@ -48,8 +51,12 @@ PUBLISHED_TABLE: tuple[PublishedRow, ...] = (
     PublishedRow("MMNet", 2022, "CNN + Transformer", 90.22, 0.8391, built="mmnet"),
     PublishedRow(
         "FRL-DGT", 2023, "CNN + Transformer", None, 0.7720,
-        why="no public code or weights; the paper (CVPR 2023, open) specifies the network in text only: a "
-        "reimplementation from it is possible on onset/apex faces and landmarks, not yet built",
+        why="no public code or weights; the public material we could reach (its abstract, arXiv 2304.04420) names a convolutional displacement generator on onset and apex and three transformer fusions "
+        "(AU-region local and global, full face) but not their layers, widths, AU regions or losses, so a build "
+        "would invent the network rather than reimplement it",
     ),
-    PublishedRow("MixMeFormer", 2024, "Transformer", 90.23, 0.8477, built="mixmeformer"),
+    PublishedRow(
+        "MixMeFormer", 2024, "Transformer", 90.23, 0.8477, built="mixmeformer",
+        measured_on="SAMM (per the authors' later README), 5 classes; best epoch per test subject",
+    ),
 )

@@ -18,10 +18,9 @@ import inspect
 from types import ModuleType
 from typing import Any
 
+from memix.names import ATTENTION_METHODS, INPUT_SPACE_METHODS
 from memix.models.arch import aman, mmnet, ststnet  # imported, not looked up: the stages' code listings follow imports
 
-INPUT_SPACE_METHODS = ("none", "mixup", "cutmix", "remix", "balanced_mixup", "mixaugment")
-ATTENTION_METHODS = ("transmix", "memix")  # also in memix.config (checked without torch); a test holds them equal
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,8 +32,10 @@ class Architecture:
     cls: str
     missing_input: str | None = None  # why the pipeline cannot train it yet (None: it can)
 
-    def load(self) -> ModuleType:
-        return self.module
+    @property
+    def inputs(self) -> str:
+        """What it reads from the flow set (``flow`` or ``faces``: :data:`memix.io.flowset.INPUT_KINDS`)."""
+        return str(self.module.INPUTS)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -46,15 +47,12 @@ ARCHITECTURES: dict[str, Architecture] = {
     a.name: a
     for a in (
         Architecture("ststnet", ststnet, "STSTNet"),
-        Architecture(
-            "mmnet", mmnet, "MMNet",
-            missing_input="onset and apex RGB face crops at 224 px (the flow set caches the u/v/strain flow and a grey "
-            "onset face only; an apex/onset RGB output of the faces stage is not built yet)",
-        ),
+        Architecture("mmnet", mmnet, "MMNet"),
         Architecture(
             "aman", aman, "AMAN",
-            missing_input="magnified frames (several magnification levels of each clip's frames, e.g. from the "
-            "learning-based magnifier) and FER+-trained ResNet-18 weights; no cached magnification stage exists yet",
+            missing_input="magnified frames (several magnification levels of each clip's frames, from the "
+            "learning-based magnifier) passed through a FER+-trained ResNet-18 whose weights the release lists but does "
+            "not hold (an untrained trunk's features would not be AMAN); no cached magnification stage exists",
         ),
     )
 }
@@ -62,6 +60,12 @@ ARCHITECTURES: dict[str, Architecture] = {
 
 def is_architecture(name: str) -> bool:
     return name in ARCHITECTURES
+
+
+def input_kind(name: str) -> str:
+    """What ``model.name`` reads from the flow set: ``faces`` (onset and apex) for a network that says so, else
+    ``flow`` (every ViT, MixMeFormer's face stream aside)."""
+    return architecture(name).inputs if is_architecture(name) else "flow"
 
 
 def architecture(name: str) -> Architecture:
@@ -80,7 +84,7 @@ def mixing_problem(name: str, method: str) -> str | None:
     if method in ATTENTION_METHODS:
         return (
             f"mixing.{method} weights labels by a ViT's CLS attention over the flow patches; model.name {name!r} "
-            f"({arch.load().TYPE}) has none. Methods defined for it: {', '.join(arch.methods)}"
+            f"({arch.module.TYPE}) has none. Methods defined for it: {', '.join(arch.methods)}"
         )
     return f"mixing.{method} is not defined for model.name {name!r}"
 
@@ -96,8 +100,8 @@ def training_problem(name: str) -> str | None:
 def constructor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """``model.options`` checked against the architecture's constructor (an unknown key is an error naming it)."""
     arch = architecture(name)
-    cls = getattr(arch.load(), arch.cls)
-    accepted = [p for p in inspect.signature(cls).parameters if p not in ("num_classes", "in_chans", "img_size")]
+    cls = getattr(arch.module, arch.cls)
+    accepted = [p for p in inspect.signature(cls).parameters if p not in ("num_classes", "in_chans")]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise ValueError(f"model.options {unknown} are not options of {arch.cls} (it takes {', '.join(accepted)})")

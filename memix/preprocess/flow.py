@@ -59,6 +59,7 @@ class _Job:
 class _Result:
     tensor: np.ndarray  # (C, S, S) float16
     onset: np.ndarray  # (S, S) uint8
+    apex: np.ndarray  # (S, S) uint8
     max_mag: float
     mean_mag: float
     sums: np.ndarray  # (C,) float64 over the stored float16 values
@@ -101,6 +102,7 @@ def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) 
     arrays = {
         "flow": np.stack([r.tensor for r in results]),
         "onset": np.stack([r.onset for r in results]),
+        "apex": np.stack([r.apex for r in results]),
     }
     mean, std = flowset.channel_stats(out_index, channels)
     section = getattr(params, params.method)
@@ -211,10 +213,10 @@ def clip_tensor(params: FlowParams, onset: np.ndarray, apex: np.ndarray, keep_fu
     stored = tensor.astype(np.float64)
     mag = np.hypot(stored[0], stored[1])
     interp = cv2.INTER_AREA if params.size <= onset.shape[0] else cv2.INTER_LINEAR
-    small_onset = cv2.resize(onset, (params.size, params.size), interpolation=interp)
     return _Result(
         tensor=tensor,
-        onset=small_onset,
+        onset=cv2.resize(onset, (params.size, params.size), interpolation=interp),
+        apex=cv2.resize(apex, (params.size, params.size), interpolation=interp),
         max_mag=float(mag.max()),
         mean_mag=float(mag.mean()),
         sums=stored.sum(axis=(1, 2)),

@@ -2,9 +2,11 @@
 
 The graph is the plain inference forward: flow in pixels (N, C, S, S) float32 as the flow stage stores it ->
 normalisation with the training statistics -> the network (no attention probe, no manifold mixing) -> softmax
-probabilities (N, K). With a face stream (MixMeFormer) it takes a second input ``face`` (N, 1, S, S) float32 in
-[0, 1]. The batch size is dynamic. The preprocessing recipe (flow method and settings, face crop, classes) is
-stored in the ONNX metadata, as JSON strings, since a flow tensor must be made exactly as in training.
+probabilities (N, K). With a face stream (MixMeFormer) it takes a second input ``face`` (N, 1, S, S) float32
+in [0, 1]. A network on faces (``memix.models.registry.input_kind``: MMNet) takes its aligned grey onset and apex
+faces (N, 2, S, S) in that first input instead of the flow. The batch size is dynamic. The preprocessing recipe
+(flow method and settings, face crop, classes) is stored in the ONNX metadata, as JSON strings, since a flow
+tensor must be made exactly as in training.
 """
 
 from __future__ import annotations
@@ -50,11 +52,18 @@ def metadata(model_file: ModelFile) -> dict[str, str]:
         "class_names": json.dumps(model_file.class_names),
         "flow": json.dumps(raw["flow"], sort_keys=True),
         "faces": json.dumps(raw["faces"], sort_keys=True),
-        "inputs": f"{INPUT}: (N, C, S, S) float32 flow in pixels, channels {model_file.channels}, S = "
-        f"{model_file.flow.size}" + (f"; {FACE_INPUT}: (N, 1, S, S) float32 onset face in [0, 1]"
-                                    if model_file.model.face_stream else ""),
+        "inputs": _input_text(model_file) + (f"; {FACE_INPUT}: (N, 1, S, S) float32 onset face in [0, 1]"
+                                             if model_file.model.face_stream else ""),
         "output": f"{OUTPUT}: (N, K) class probabilities, K = {len(model_file.class_names)}",
     }
+
+
+def _input_text(model_file: ModelFile) -> str:
+    size = model_file.flow.size
+    if model_file.inputs == "faces":
+        return (f"{INPUT}: (N, 2, S, S) float32 aligned grey onset and apex faces (0..255), channels "
+                f"{model_file.input_channels}, S = {size}")
+    return f"{INPUT}: (N, C, S, S) float32 flow in pixels, channels {model_file.channels}, S = {size}"
 
 
 def export_onnx(model_file: ModelFile, out: str | Path) -> Path:
@@ -65,7 +74,7 @@ def export_onnx(model_file: ModelFile, out: str | Path) -> Path:
         raise RuntimeError(EXTRA_HINT) from None
     out = Path(out)
     graph = InferenceGraph(model_file)
-    size, n_ch = model_file.flow.size, len(model_file.channels)
+    size, n_ch = model_file.flow.size, len(model_file.input_channels)
     example: tuple[torch.Tensor, ...] = (torch.zeros(2, n_ch, size, size),)
     names = [INPUT]
     if model_file.model.face_stream:

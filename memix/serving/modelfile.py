@@ -31,7 +31,8 @@ from pydantic import ValidationError
 import memix
 from memix.config import FacesParams, FlowParams, ModelParams, Params, error_lines
 from memix.io import atomic
-from memix.io.flowset import FlowSet
+from memix.io.flowset import FACE_CHANNELS, FlowSet
+from memix.models.registry import input_kind
 
 if TYPE_CHECKING:
     from memix.models import FlowModel
@@ -73,14 +74,26 @@ class ModelFile:
 
     @property
     def channels(self) -> list[str]:
+        """The flow set's flow channels (the recipe of the flow stage)."""
         return list(self.flow.channels)
+
+    @property
+    def inputs(self) -> str:
+        """What the network reads: ``flow``, or ``faces`` (the aligned onset and apex faces) for a comparison
+        network that takes them (:func:`memix.models.registry.input_kind`)."""
+        return input_kind(self.model.name)
+
+    @property
+    def input_channels(self) -> list[str]:
+        """The channels of the network's input: the flow's, or :data:`memix.io.flowset.FACE_CHANNELS`."""
+        return list(FACE_CHANNELS) if self.inputs == "faces" else self.channels
 
     def build_model(self) -> FlowModel:
         """The fitted network, in eval mode on the CPU; weights from the file (nothing is downloaded)."""
         from memix import models
 
         offline = self.model.model_copy(update={"pretrained": False, "weights_path": None})
-        net = models.build(offline, len(self.channels), len(self.class_names), self.flow.size)
+        net = models.build(offline, len(self.input_channels), len(self.class_names), self.flow.size)
         try:
             net.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as err:
@@ -120,7 +133,7 @@ def from_fit(
         "flow": {
             "method": str(stats["method"]),
             "size": int(stats["size"]),
-            "channels": [str(c) for c in data.channels],
+            "channels": [str(c) for c in stats.get("flow_channels", data.channels)],  # a faces view keeps the flow's
             "params": dict(stats["method_params"]),
         },
         "faces": {
@@ -222,7 +235,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> ModelFile:
         raise ValueError(f"{path}: class_names must be a list of at least 2 names, got {names!r}")
     mean = np.asarray(raw["normalisation"]["mean"], dtype=np.float64)
     std = np.asarray(raw["normalisation"]["std"], dtype=np.float64)
-    n_ch = len(flow_params.channels)
+    n_ch = len(FACE_CHANNELS) if input_kind(model_params.name) == "faces" else len(flow_params.channels)
     if mean.shape != (n_ch,) or std.shape != (n_ch,) or not np.all(np.isfinite(mean)) or not np.all(std > 0):
         raise ValueError(f"{path}: normalisation mean/std must be {n_ch} finite values (std > 0), got {mean}, {std}")
     state = raw["state_dict"]

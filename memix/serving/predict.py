@@ -60,7 +60,7 @@ class Classifier:
     def probabilities(self, flow_batch: np.ndarray, onset: np.ndarray | None = None, batch: int = BATCH) -> np.ndarray:
         """(N, C, S, S) flow in pixels (float16 or float32) [+ (N, S, S) uint8 onset faces] -> (N, K) float32."""
         mf = self.model_file
-        want = (len(mf.channels), mf.flow.size, mf.flow.size)
+        want = (len(mf.input_channels), mf.flow.size, mf.flow.size)
         if flow_batch.ndim != 4 or tuple(flow_batch.shape[1:]) != want:
             raise ValueError(f"flow batch has shape {flow_batch.shape}; {mf.path} expects (N, {want[0]}, {want[1]}, "
                              f"{want[2]})")
@@ -112,7 +112,8 @@ class Predictor:
             self._detector = None
 
     def flow_of(self, clip: ClipPair) -> tuple[np.ndarray, np.ndarray]:
-        """The clip's flow tensor (C, S, S) float16 and small onset face (S, S) uint8, as the flow stage stores them."""
+        """The clip's network input (C, S, S) float16 and small onset face (S, S) uint8, as the flow stage stores
+        them: its flow, or for a network on faces its onset and apex faces (:func:`memix.io.flowset.faces_view`)."""
         if self._detector is None:
             raise RuntimeError("use Predictor as a context manager")
         fp = self.model_file.faces
@@ -126,6 +127,8 @@ class Predictor:
                 result = flow.clip_tensor(self.model_file.flow, aligned.onset, aligned.apex)
             except ValueError as err:
                 raise ValueError(f"clip {clip.name} ({clip.onset}, {clip.apex}): {err}") from None
+        if self.model_file.inputs == "faces":
+            return np.stack([result.onset, result.apex]).astype(np.float16), result.onset
         return result.tensor, result.onset
 
     def predict(self, clips: Sequence[ClipPair], progress: bool | None = None) -> np.ndarray:

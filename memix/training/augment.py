@@ -77,18 +77,20 @@ def rotate_translate(t: torch.Tensor, angle: torch.Tensor, shift: torch.Tensor, 
 
 
 def apply_transforms(
-    x: torch.Tensor, tf: Transforms, face: torch.Tensor | None = None, moves: bool | None = None
+    x: torch.Tensor, tf: Transforms, face: torch.Tensor | None = None, moves: bool | None = None,
+    vectors: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Apply drawn transforms to flow x (B, C>=2, H, W) and the same geometry to face (B[, C], h, w).
 
     ``moves`` says whether any rotation/shift is non-zero (None: look, which syncs a GPU); without one the
-    result is exact (flips only, no resampling).
+    result is exact (flips only, no resampling). ``vectors=False``: x holds images (the onset/apex faces a
+    comparison network takes), whose pixels only move.
     """
     if moves is None:
         moves = bool((tf.angle != 0).any()) or bool((tf.shift != 0).any())
-    out = flip(x, tf.flip, negate_u=True)
+    out = flip(x, tf.flip, negate_u=vectors)
     if moves:
-        out = rotate_translate(out, tf.angle, tf.shift, vectors=True).to(x.dtype)
+        out = rotate_translate(out, tf.angle, tf.shift, vectors=vectors).to(x.dtype)
     if face is None:
         return out, None
     squeeze = face.ndim == 3

@@ -24,6 +24,8 @@ import torch
 
 from memix.config import Params
 from memix.io import flowset
+from memix.models.registry import input_kind
+from memix.training.inputs import read_data
 from memix.training.loop import ProgressFn, Unit, UnitResult, train_group
 from memix.workers import start_worker
 
@@ -133,7 +135,7 @@ def _run_pool(
                     proc.kill()
 
 
-_FLOWS: dict[str, flowset.FlowSet] = {}
+_FLOWS: dict[tuple[str, str], flowset.FlowSet] = {}
 _MESSAGES: Any = None
 
 
@@ -150,12 +152,13 @@ def _train_reporting(job: GroupJob, group: Sequence[Unit], device: str, position
 
 def _train(job: GroupJob, group: Sequence[Unit], device: str, progress: ProgressFn | None = None) -> list[UnitResult]:
     params = Params.model_validate(job.params)
-    if job.flow_dir not in _FLOWS:  # a worker process opens the flow set once, whatever it trains
-        _FLOWS[job.flow_dir] = flowset.read(job.flow_dir, need_onset=params.model.face_stream)
+    key = (job.flow_dir, input_kind(params.model.name))
+    if key not in _FLOWS:  # a worker process opens the flow set once per input kind, whatever it trains
+        _FLOWS[key] = read_data(params, job.flow_dir)
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    return train_group(params, job.method, group, _FLOWS[job.flow_dir], dev, job.ckpt_path(group), job.fingerprint,
+    return train_group(params, job.method, group, _FLOWS[key], dev, job.ckpt_path(group), job.fingerprint,
                        progress)
 
 

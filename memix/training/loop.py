@@ -119,6 +119,7 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
         a = tp.augment
         self.augment_on = a.flip or a.rotate_deg > 0 or a.translate_frac > 0
         self.moves = a.rotate_deg > 0 or a.translate_frac > 0
+        self.vectors = data.vectors  # flow: flips negate u, rotations turn (u, v); faces: pixels only move
         self.history = empty_history(len(self.units), self.epochs)
         self.has_test = any(len(u.fold.test_rows) for u in self.units)  # a fit on every subject has none
         if self.has_test and not all(len(u.fold.test_rows) for u in self.units):

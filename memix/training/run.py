@@ -40,6 +40,7 @@ from memix.training import checkpoint
 from memix.training.divergence import diverged_epoch
 from memix.training.executor import DoneFn, GroupJob, GroupProgressFn, cpu_workers, run_local
 from memix.training.folds import make_folds
+from memix.training.inputs import read_data
 from memix.training.loop import Unit, UnitResult, batch_bounds
 from memix.training.outputs import LiveLog, write_outputs
 
@@ -95,18 +96,36 @@ batch 34); used where the activations cannot be measured (no GPU)."""
 def unit_bytes(params: Params, data: flowset.FlowSet, device: torch.device | None = None) -> int:
     """Device memory of one unit in training: fp32 weights, gradients and two Adam moments (counted on a model
     built on the meta device: nothing allocated, nothing downloaded), plus the activations of one measured
-    forward/backward pass of a one-unit group on ``device`` when it is a GPU, else ``ACTIVATION_BYTES`` per
-    token x channel x block. An estimate that turns out short is caught: a group out of memory is halved."""
+    forward/backward pass of a one-unit group on ``device`` when it is a GPU, else ``ACTIVATION_BYTES`` per token x
+    channel x block for a ViT and :func:`saved_activation_bytes` for a comparison network. An estimate that turns
+    out short is caught: a group out of memory is halved."""
     spec = params.model.model_copy(update={"pretrained": False, "weights_path": None})
     with torch.device("meta"):
         model = models.build(spec, data.flow.shape[1], data.num_classes, data.size)
     n_params = sum(p.numel() for p in model.parameters())
     if device is not None and device.type == "cuda":
         return 16 * n_params + _measured_activations(spec, data, device, params.train.batch_size)
-    if not isinstance(model, models.FlowModel):  # a comparison architecture: its input a few times over per layer
-        return 16 * n_params + params.train.batch_size * int(data.flow[0].size) * 4 * 64
+    if not isinstance(model, models.FlowModel):  # a comparison architecture: what its autograd graph keeps
+        return 16 * n_params + saved_activation_bytes(spec, data, params.train.batch_size)
     tokens = model.grid * model.grid + 1
     return 16 * n_params + params.train.batch_size * tokens * model.vit.embed_dim * model.depth * ACTIVATION_BYTES
+
+
+def saved_activation_bytes(spec: ModelParams, data: flowset.FlowSet, batch: int) -> int:
+    """Bytes autograd keeps for the backward of one training forward of ``batch`` samples, counted from the saved
+    tensors' shapes on the meta device (nothing is computed or allocated; a tensor saved by two ops counts twice)."""
+    saved: list[int] = []
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.device("meta"):
+        model = models.build(spec, data.flow.shape[1], data.num_classes, data.size).train()
+        x = torch.zeros((batch, data.flow.shape[1], data.size, data.size))
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            model(x)
+    return int(sum(saved))
 
 
 def _measured_activations(spec: ModelParams, data: flowset.FlowSet, device: torch.device, batch: int) -> int:
@@ -208,16 +227,18 @@ def unit_path(ckpt_dir: Path, seed: int, fold: int) -> Path:
 
 
 def run(
-    params: Params, method: str, flow_dir: Path, out_dir: Path, seeds: list[int] | None = None, resume: bool = True
+    params: Params, method: str, flow_dir: Path, out_dir: Path, seeds: list[int] | None = None, resume: bool = True,
+    data: flowset.FlowSet | None = None,
 ) -> Path:
-    """LOSO-train ``method`` for every seed (default ``compare.seeds``) on the flow set in ``flow_dir``; write the
-    outputs into ``out_dir`` and return predictions.parquet's path."""
+    """LOSO-train ``method`` for every seed (default ``compare.seeds``) on the flow set in ``flow_dir`` (``data``:
+    already read by :func:`memix.training.inputs.read_data`); write the outputs into ``out_dir`` and return
+    predictions.parquet's path."""
     if method not in MIXING_METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(MIXING_METHODS)}")
     registry.check_trainable(params.model.name, method)
     seeds = list(params.compare.seeds if seeds is None else seeds)
     out_dir = Path(out_dir)
-    data = flowset.read(flow_dir, need_onset=params.model.face_stream)
+    data = read_data(params, flow_dir) if data is None else data
     device = models.resolve_device(params.train.device)
     threads = torch.get_num_threads()
     if params.train.threads:

@@ -86,16 +86,17 @@ def group_manifold(plans: list[MixPlan | None], rows: int, device: torch.device)
 
 def augment_units(
     states: list[UnitState], xs: list[torch.Tensor], faces: list[torch.Tensor | None], aug: AugmentParams,
-    moves: bool, device: torch.device,
+    moves: bool, device: torch.device, vectors: bool = True,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
-    """Each unit draws its own transforms; all of them are applied in one batched pass."""
+    """Each unit draws its own transforms; all of them are applied in one batched pass (``vectors``: x is flow
+    with u, v first, else images)."""
     tfs = [draw_transforms(x.shape[0], s.gens["augment"], aug, device) for s, x in zip(states, xs, strict=True)]
     tf = Transforms(
         flip=torch.cat([t.flip for t in tfs]), angle=torch.cat([t.angle for t in tfs]),
         shift=torch.cat([t.shift for t in tfs]),
     )
     face_cat = None if faces[0] is None else torch.cat(faces)  # type: ignore[arg-type]
-    out, face_out = apply_transforms(torch.cat(xs), tf, face_cat, moves=moves)
+    out, face_out = apply_transforms(torch.cat(xs), tf, face_cat, moves=moves, vectors=vectors)
     sizes = [x.shape[0] for x in xs]
     new_faces: list[torch.Tensor | None] = (
         list(face_out.split(sizes)) if face_out is not None else [None] * len(xs)
@@ -115,6 +116,7 @@ class StepPreparation:
     model: GroupedFlowModel
     augment_on: bool
     moves: bool
+    vectors: bool
 
     def _prepare(self, step: int) -> StepInputs:
         """The host's part of a step: batch rows, every unit's augmentation, mixing and dropout draws (from its own
@@ -132,7 +134,7 @@ class StepPreparation:
         if self.augment_on:
             xs, faces = augment_units(
                 [s for s, on in zip(self.states, active, strict=True) if on], xs, faces, self.params.train.augment,
-                self.moves, self.device,
+                self.moves, self.device, self.vectors,
             )
         plans: list[MixPlan | None] = []
         clean: list[torch.Tensor | None] = []

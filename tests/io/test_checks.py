@@ -83,3 +83,32 @@ def test_flow_set_index_and_stats_are_checked_when_read(tmp_path: Path) -> None:
     stats.write_text(stats.read_text().replace('"u"', '"x"'))
     with pytest.raises(ValueError, match="stats.json: content differs from its sha256"):
         flowset.read(out)
+
+
+def test_the_faces_view_is_the_onset_and_apex_with_their_own_sums(tmp_path):
+    """A network on faces (MMNet) trains on the flow set's onset and apex crops, normalised per fold like flow."""
+    src = make_flow_set(tmp_path / "flow")
+    raw = flowset.read(src)
+    view = flowset.read(src, inputs="faces")
+    _, arrays = shards.load(src)
+    assert view.channels == ["onset", "apex"] and not view.vectors and raw.vectors
+    assert np.array_equal(view.flow[:, 0], raw.onset) and np.array_equal(view.flow[:, 1], arrays["apex"])
+    assert view.flow.dtype == np.float16 and view.flow.shape[1:] == (2, raw.size, raw.size)
+    mean, std = flowset.channel_stats(view.index, view.channels)
+    pixels = view.flow.astype(np.float64)
+    np.testing.assert_allclose(mean, pixels.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(std, pixels.std(axis=(0, 2, 3)), rtol=1e-9)
+    assert view.stats["flow_channels"] == raw.channels
+
+
+def test_a_flow_set_without_apex_faces_is_refused_for_the_faces_input(tmp_path):
+    index, arrays = shards.load(make_flow_set(tmp_path / "flow"))
+    old = tmp_path / "old"
+    flowset.write(old, index.drop(columns=["shard", "row"]), {"flow": np.array(arrays["flow"]),
+                                                               "onset": np.array(arrays["onset"])},
+                  {"channels": ["u", "v", "strain"]}, shard_mb=64)
+    flowset.read(old)  # the flow alone is fine
+    with pytest.raises(ValueError, match=r"old: .*lacks array apex.*dvc repro flow"):
+        flowset.read(old, inputs="faces")
+    with pytest.raises(ValueError, match="inputs 'frames'"):
+        flowset.read(old, inputs="frames")

@@ -8,7 +8,7 @@ import torch
 
 from memix import models
 from memix.config import ParamsError, parse_params
-from memix.config.training import ARCHITECTURES, ATTENTION_METHODS
+from memix.names import ARCHITECTURES, ATTENTION_METHODS
 from memix.models import registry
 
 INPUT_ONLY = {"compare": {"methods": ["none", "mixup"], "baseline": "none"}, "fit": {"methods": ["mixup"]}}
@@ -18,14 +18,13 @@ def arch_params(name: str, **model):
     return parse_params({"model": {"name": name, **model}, **INPUT_ONLY})
 
 
-def test_the_config_names_the_registrys_architectures_and_attention_methods():
+def test_the_names_the_config_checks_are_the_registrys_architectures():
     assert set(ARCHITECTURES) == set(registry.ARCHITECTURES)  # the config checks params without importing torch
-    assert set(ATTENTION_METHODS) == set(registry.ATTENTION_METHODS)
 
 
 @pytest.mark.parametrize("name", sorted(registry.ARCHITECTURES))
 def test_every_module_states_what_the_comparison_table_needs(name):
-    module = registry.architecture(name).load()
+    module = registry.architecture(name).module
     assert isinstance(module.YEAR, int) and module.TYPE and module.PAPER and module.INPUTS
     assert module.RELEASED["trainable_params"] > 0 and module.RELEASED["repo"]
     assert module.RECIPE["optimizer"] and module.RECIPE["epochs"]
@@ -62,8 +61,13 @@ def test_the_face_stream_is_refused_for_an_architecture():
         arch_params("ststnet", face_stream=True)
 
 
-@pytest.mark.parametrize(("name", "needs"), [("mmnet", "apex RGB face"), ("aman", "magnified frames")])
-def test_an_architecture_the_pipeline_cannot_feed_is_refused_naming_the_input(name, needs):
-    with pytest.raises(ValueError, match=needs):
-        registry.check_trainable(name, "none")
+def test_an_architecture_the_pipeline_cannot_feed_is_refused_naming_the_input():
+    with pytest.raises(ValueError, match="magnified frames"):
+        registry.check_trainable("aman", "none")
     registry.check_trainable("ststnet", "manifold_mixup")  # trainable: no error
+    registry.check_trainable("mmnet", "mixup")  # on the flow set's onset and apex faces
+
+
+def test_each_network_reads_what_its_module_says_it_takes():
+    assert registry.input_kind("ststnet") == "flow" and registry.input_kind("vit_flow_tiny") == "flow"
+    assert registry.input_kind("mmnet") == "faces"  # onset and apex faces, not the flow

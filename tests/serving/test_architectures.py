@@ -11,6 +11,7 @@ import torch
 from fitted_model import Fitted
 
 from memix.cli import main
+from memix.io import flowset
 from memix.serving import export, modelfile, predict
 from memix.training import fit
 
@@ -50,3 +51,44 @@ def test_the_onnx_export_gives_torchs_probabilities(fitted: Fitted, ststnet_file
     (got,) = session.run([export.OUTPUT], {export.INPUT: flow})
     want = predict.Classifier(modelfile.load(ststnet_file)).probabilities(flow)
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def mmnet_file(fitted: Fitted, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    """MMNet fitted on the flow set's onset and apex faces (32 px, its 2 x 2 grid, one transformer block)."""
+    params = fitted.params.model_copy(update={
+        "model": fitted.params.model.model_copy(update={"name": "mmnet", "options": {"img_size": 32, "pos_depth": 1}}),
+        "train": fitted.params.train.model_copy(update={"epochs": 2}),
+    })
+    faces = flowset.read(fitted.data.path, inputs="faces")
+    result = fit.fit(params, "cutmix", 0, faces, torch.device("cpu"), progress=False)
+    contents = modelfile.from_fit(params, "cutmix", 0, faces, result, fitted.face_model)
+    assert contents["flow"]["channels"] == fitted.data.channels  # the flow recipe, not the view's channels
+    return modelfile.write(tmp_path_factory.mktemp("mmnet") / "mmnet.pt", contents), faces
+
+
+def test_a_network_on_faces_predicts_from_each_clips_own_onset_and_apex(fitted: Fitted, mmnet_file) -> None:
+    path, faces = mmnet_file
+    model_file = modelfile.load(path)
+    assert model_file.inputs == "faces" and model_file.input_channels == ["onset", "apex"]
+    clips = predict.clips_in_dataset(fitted.params.dataset)[:4]
+    rows = [faces.index["clip_id"].tolist().index(c.name) for c in clips]
+    with predict.Predictor(model_file, fitted.face_model) as predictor:
+        tensor, _ = predictor.flow_of(clips[0])
+        assert np.array_equal(tensor, faces.flow[rows[0]])  # the very faces it was fitted on, bit for bit
+        got = predictor.predict(clips, progress=False)
+    want = predict.Classifier(model_file).probabilities(np.array(faces.flow[rows]))
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+    assert not np.allclose(got, got[:1])
+
+
+def test_a_network_on_faces_exports_its_faces_input(mmnet_file, tmp_path: Path) -> None:
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    path, faces = mmnet_file
+    out = export.export_onnx(modelfile.load(path), tmp_path / "mmnet.onnx")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert "onset and apex" in session.get_modelmeta().custom_metadata_map["inputs"]
+    x = np.array(faces.flow[:5], dtype=np.float32)
+    (got,) = session.run([export.OUTPUT], {export.INPUT: x})
+    np.testing.assert_allclose(got, predict.Classifier(modelfile.load(path)).probabilities(x), atol=1e-4, rtol=0)

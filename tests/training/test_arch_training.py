@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from memix.config import parse_params
+from memix.io import flowset
 from memix.models import registry
 from memix.training import loop
 from memix.training.folds import make_folds
@@ -16,11 +17,25 @@ from memix.training.folds import make_folds
 CPU = torch.device("cpu")
 
 
-@pytest.mark.parametrize("method", registry.architecture("ststnet").methods)
-def test_a_unit_trains_to_the_same_bytes_grouped_or_alone(data, method):
+CASES = [("ststnet", m) for m in registry.architecture("ststnet").methods] + [
+    ("mmnet", m) for m in registry.architecture("mmnet").methods
+]
+OPTIONS = {"ststnet": {}, "mmnet": {"img_size": 16, "pos_depth": 1}}  # mmnet: the 16 px faces, a 1 x 1 grid
+
+
+@pytest.fixture(scope="module")
+def faces(flow_dir):
+    """The flow set's onset and apex faces, as MMNet reads them."""
+    return flowset.read(flow_dir, inputs="faces")
+
+
+@pytest.mark.parametrize(("name", "method"), CASES)
+def test_a_unit_trains_to_the_same_bytes_grouped_or_alone(request, name, method):
+    data = request.getfixturevalue("faces" if registry.input_kind(name) == "faces" else "data")
     torch.set_num_threads(1)
     params = parse_params({
-        "model": {"name": "ststnet"},  # dropout 0.5 and batch norm in every stream
+        # ststnet: dropout 0.5 and batch norm in every stream; mmnet: batch norm, attention, two branches on faces
+        "model": {"name": name, "options": OPTIONS[name]},
         "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "threads": 1},
         "compare": {"methods": ["none"], "baseline": "none"}, "fit": {"methods": ["none"]},
     })

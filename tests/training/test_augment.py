@@ -134,3 +134,18 @@ def test_bad_shapes_are_named() -> None:
         augment_batch(torch.randn(2, 1, S, S), torch.Generator(), AugmentParams())
     with pytest.raises(ValueError, match="face batch must be"):
         augment_batch(torch.randn(2, 2, S, S), torch.Generator(), AugmentParams(), face=torch.rand(3, S, S))
+
+
+def test_images_only_move_flips_and_rotations_leave_their_values_alone() -> None:
+    """The onset/apex faces a network like MMNet takes are images: no channel is negated or turned like (u, v)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 2, S, S, generator=g)
+    tf = draw_transforms(6, torch.Generator().manual_seed(2), AugmentParams(flip=True, rotate_deg=20.0,
+                                                                             translate_frac=0.1), x.device)
+    assert tf.flip.any() and (tf.angle != 0).all()
+    images, _ = apply_transforms(x, tf, vectors=False)
+    flow, _ = apply_transforms(x, tf)
+    for c in range(2):  # each channel transformed as a face is: the same geometry, values only resampled
+        _, alone = apply_transforms(torch.zeros(6, 2, S, S), tf, face=x[:, c])
+        torch.testing.assert_close(images[:, c], alone, atol=1e-6, rtol=0)
+    assert not torch.allclose(images, flow)  # as flow, u would be negated and (u, v) turned

@@ -39,6 +39,21 @@ def test_unit_bytes_of_a_pretrained_model_downloads_nothing(monkeypatch):
     assert per_unit == 16 * n_params + activations
 
 
+def test_a_comparison_networks_activations_are_what_its_autograd_graph_keeps():
+    """Counted on the meta device from the tensors saved for the backward (activations grow with the batch; a few
+    weights saved by their ops do not), nothing computed."""
+    params = parse_params({"model": {"name": "ststnet"}, "train": {"batch_size": 8}, "fit": {"methods": ["none"]},
+                           "compare": {"methods": ["none"], "baseline": "none"}})
+    data = SimpleNamespace(flow=np.zeros((1, 3, 56, 56), np.float16), num_classes=5, size=56)
+    per_8 = run.saved_activation_bytes(params.model, data, 8)
+    per_16, per_24 = (run.saved_activation_bytes(params.model, data, b) for b in (16, 24))
+    assert per_24 - per_16 == per_16 - per_8 > 0
+    # at least the resized 28 px input and each stream's conv output (3 streams x 3/5/8 channels) are kept
+    assert per_8 >= 8 * 4 * (3 * 28 * 28 + (3 + 5 + 8) * 28 * 28)
+    n_params = 2_485  # STSTNet with a 5-class head
+    assert run.unit_bytes(params, data, CPU) == 16 * n_params + per_8
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> flowset.FlowSet:
     return flowset.read(make_flow_set(tmp_path_factory.mktemp("flow") / "flow"))

@@ -76,12 +76,7 @@ PAPER = (
     "M. Wei, W. Zheng, Y. Zong, X. Jiang, C. Lu, J. Liu, 'A Novel Micro-Expression Recognition Approach Using "
     "Attention-Based Magnification-Adaptive Networks', ICASSP 2022"
 )
-INPUTS = (
-    "magnified: F frames x K magnification levels of each clip (learning-based motion magnification against the "
-    "onset frame), RGB, ImageNet-normalised, stacked on channels (B, F*K*3, S, S), frame-major then level then RGB; "
-    "or (B, F, K, 3, S, S); or precomputed FER+ ResNet-18 layer3 features (B, F, K, 256, S/16, S/16). The memix "
-    "pipeline does not produce these yet (see the module docstring)."
-)
+INPUTS = "magnified"  # F frames x K magnification levels per clip, or their trunk features (module docstring)
 
 RELEASED_COMMIT = "f4e3143a6e04745a62f2a7dd04d0da8394950226"
 RELEASED = {

@@ -24,7 +24,10 @@ What the released forward computes (onset face ``x1``, apex face ``x5``, both 3x
 Inputs (``INPUTS = "faces"``): ``x`` is (B, 6, S, S) = onset RGB (channels 0-2) then apex RGB (channels 3-5),
 aligned face crops normalised with the ImageNet mean/std as in the release. The release's data set also loads seven
 more frames (three between onset and apex, four after the apex) but its forward uses only the onset and the apex.
-``in_chans`` may be any even number (2 * channels per frame, e.g. 2 for grey) ; the release uses RGB (6).
+``in_chans`` may be any even number (2 * channels per frame, e.g. 2 for grey); the release uses RGB (6). In the
+pipeline it reads the flow set's aligned GREY onset and apex faces at ``flow.size`` (``in_chans`` 2; the faces
+stage crops grey, :func:`memix.io.flowset.faces_view`), normalised per LOSO fold like flow, resized to ``img_size``
+by :class:`memix.models.NetModel`.
 
 Image size: the release uses 224 (-> 14x14 maps). Here ``img_size`` must be a multiple of 16 and the PC branch
 works on a (S/16)x(S/16) grid so that both branches meet; at 224 this is the release's 14x14 / 196 tokens.
@@ -210,7 +213,7 @@ class PositionCalibration(nn.Module):
         self.antialias = antialias
         self.patch_embed = _PatchEmbed(in_chans, dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, grid * grid, dim))
-        rates = torch.linspace(0, drop_path_rate, depth).tolist() if depth > 0 else []
+        rates = torch.linspace(0, drop_path_rate, depth, device="cpu").tolist() if depth > 0 else []  # meta-safe
         self.blocks = nn.ModuleList(_Block(dim, heads, mlp_ratio, r) for r in rates)
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)

@@ -9,6 +9,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from memix import mixing, models
+from memix.models import registry
 from memix.models.arch import aman
 from memix.models.arch.aman import AMAN
 
@@ -207,3 +209,31 @@ def test_eval_batch_size_one():
         out_img, out_feat = model(_images(1)), model(_features(1))
     assert out_img.shape == out_feat.shape == (1, 3)
     assert torch.isfinite(out_img).all() and torch.isfinite(out_feat).all()
+
+
+@pytest.mark.parametrize("method", registry.architecture("aman").methods)
+def test_one_training_step_with_each_mixing_method_defined_for_it(method):
+    """AMAN is not fed by the pipeline yet (no magnification stage), but every mixing method defined for it trains it:
+    the mixed batch goes through the network (manifold mixup between its stages), the loss on the mixed targets
+    back-propagates, and one optimizer step changes the head and keeps it finite."""
+    torch.manual_seed(0)
+    frames, levels, size, classes = 2, 2, 32, 3
+    net = models.NetModel(aman.AMAN(classes, in_chans=3 * frames * levels, img_size=size, num_levels=levels),
+                          "aman", in_chans=3 * frames * levels, img_size=size)
+    net.train()
+    x = torch.randn(6, 3 * frames * levels, size, size)
+    y = torch.tensor([0, 1, 2, 0, 1, 2])
+    mixer = mixing.get(method, classes, patch_size=net.patch_size)
+    mixer.fit_to_depth(net.depth)
+    mixer.bind(y, x)
+    plan = mixer.mix_inputs(x, y, torch.Generator().manual_seed(1))
+    logits = net(plan.x, manifold=plan.manifold)
+    loss = -(mixer.mix_targets(plan) * torch.log_softmax(logits, -1)).sum(-1).mean()
+    if mixer.clean_loss:
+        loss = loss + F.cross_entropy(net(x), y)
+    head = net.net.head.weight.detach().clone()
+    opt = torch.optim.RMSprop([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss) and not torch.equal(net.net.head.weight, head)
+    assert all(torch.isfinite(p).all() for p in net.parameters())
