@@ -63,10 +63,10 @@ def build(params: Params, arch_root: Path) -> dict[str, Any]:
     for pub in PUBLISHED_TABLE:
         runs = [n for n, info in infos.items() if _network(info) == pub.built]
         used.update(runs)
-        rows.append(_row(pub.network, pub.year, pub.kind, {"acc": pub.acc, "f1": pub.f1}, pub, runs, infos, table))
+        rows.append(_row(pub.network, pub.year, pub.kind, pub, runs, infos, table))
     for name, info in infos.items():
         if name not in used:
-            rows.append(_row(name, None, _kind(info), None, None, [name], infos, table))
+            rows.append(_row(name, None, _kind(info), None, [name], infos, table))
     return {"reference": ref, "rules": list(table), "rows": rows,
             "seeds": sorted(params.compare.seeds), "resamples": params.compare.bootstrap_resamples}
 
@@ -84,8 +84,8 @@ def _kind(info: dict[str, Any]) -> str:
 
 
 def _row(
-    network: str, year: int | None, kind: str, published: dict[str, float | None] | None, pub: PublishedRow | None,
-    runs: list[str], infos: dict[str, dict[str, Any]], table: dict[str, dict[str, comparison.Row]],
+    network: str, year: int | None, kind: str, pub: PublishedRow | None, runs: list[str],
+    infos: dict[str, dict[str, Any]], table: dict[str, dict[str, comparison.Row]],
 ) -> dict[str, Any]:
     """One network's entry: its published figure and what it was measured on, our runs of it, or why there are none."""
     status = ""
@@ -103,6 +103,7 @@ def _row(
                 "released_classes": (info["released"] or {}).get("num_classes"),
                 "rules": {rule: _figures(table[rule][key]) for rule in table},
             })
+    published = None if pub is None else {"acc": pub.acc, "f1": pub.f1}
     return {"network": network, "year": year, "type": kind, "published": published,
             "measured_on": "" if pub is None else _measured_on(pub), "status": status, "trained": trained}
 

@@ -86,7 +86,7 @@ class ModelFile:
     @property
     def input_channels(self) -> list[str]:
         """The channels of the network's input: the flow's, or :data:`memix.io.flowset.FACE_CHANNELS`."""
-        return list(FACE_CHANNELS) if self.inputs == "faces" else self.channels
+        return input_channels(self.model.name, self.channels)
 
     def build_model(self) -> FlowModel:
         """The fitted network, in eval mode on the CPU; weights from the file (nothing is downloaded)."""
@@ -99,6 +99,12 @@ class ModelFile:
         except RuntimeError as err:
             raise ValueError(f"{self.path}: weights do not fit the model its params describe: {err}") from None
         return net.eval()
+
+
+def input_channels(model_name: str, flow_channels: list[str]) -> list[str]:
+    """The channels ``model.name`` reads: the flow's, or :data:`memix.io.flowset.FACE_CHANNELS` for a network on
+    faces."""
+    return list(FACE_CHANNELS) if input_kind(model_name) == "faces" else list(flow_channels)
 
 
 def from_fit(
@@ -235,7 +241,7 @@ def _parse(path: Path, raw: dict[str, Any]) -> ModelFile:
         raise ValueError(f"{path}: class_names must be a list of at least 2 names, got {names!r}")
     mean = np.asarray(raw["normalisation"]["mean"], dtype=np.float64)
     std = np.asarray(raw["normalisation"]["std"], dtype=np.float64)
-    n_ch = len(FACE_CHANNELS) if input_kind(model_params.name) == "faces" else len(flow_params.channels)
+    n_ch = len(input_channels(model_params.name, list(flow_params.channels)))
     if mean.shape != (n_ch,) or std.shape != (n_ch,) or not np.all(np.isfinite(mean)) or not np.all(std > 0):
         raise ValueError(f"{path}: normalisation mean/std must be {n_ch} finite values (std > 0), got {mean}, {std}")
     state = raw["state_dict"]
