@@ -65,13 +65,15 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
     face_model = Path(args.face_model or (project.faces.model if project else paths.FACE_MODEL))
 
     model_file = modelfile.load(args.model)
+    predict.check_labels(clips, model_file.class_names, args.model)
     with predict.Predictor(model_file, face_model, resolve_device(args.device, "--device")) as predictor:
         probs = predictor.predict(clips)
     table = predict.predictions_frame(clips, probs, model_file.class_names)
     if args.onset is not None:
-        print(f"predicted: {table['predicted'].iloc[0]}")
-        for k, name in enumerate(model_file.class_names):
-            print(f"  {name:<{max(map(len, model_file.class_names))}}  {probs[0, k]:.4f}")
+        names = [predict.printable(n) for n in model_file.class_names]
+        print(f"predicted: {predict.printable(table['predicted'].iloc[0])}")
+        for k, name in enumerate(names):
+            print(f"  {name:<{max(map(len, names))}}  {probs[0, k]:.4f}")
         if out is not None:
             print(predict.write_csv(out, table))
         return

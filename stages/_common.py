@@ -31,13 +31,21 @@ AVX2_CAPS = {
 }
 AVX512_OFF = {
     "NPY_DISABLE_CPU_FEATURES": "X86_V4 AVX512_ICL AVX512_SPR",  # numpy's dispatched AVX-512 loops
-    "OPENCV_CPU_DISABLE": "AVX512_SKX,AVX512_CLX",  # OpenCV's dispatched AVX-512 kernels
 }
+OPENCV_ABOVE_AVX2 = (
+    ("AVX512-SKX", ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl")),
+    ("AVX512-CLX", ("avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "avx512_vnni")),
+    ("AVX_VNNI", ("avx_vnni",)),
+)
+"""OpenCV's dispatched kernels above AVX2, by the names its runtime knows (``AVX512-SKX``, with a hyphen: the
+build's ``AVX512_SKX`` spelling is unknown to it and only makes it print a warning), with the CPU flags each needs.
+Only those the CPU has are disabled, as OpenCV also warns about disabling a feature the CPU lacks."""
 
 
 def pin_cpu_code_paths(cpuinfo: str | None = None) -> dict[str, str]:
     """Cap the numeric libraries at AVX2 on an x86-64 CPU that has it (see the module docstring); returns what it
-    set. The AVX-512 switches are set only where AVX-512 exists, as OpenCV complains about unknown features."""
+    set. The switches above AVX2 are set only for features the CPU has, by names the libraries know, so that
+    none of them prints a warning."""
     if os.environ.get("MEMIX_NATIVE_CPU"):
         return {}
     if cpuinfo is None:
@@ -49,6 +57,9 @@ def pin_cpu_code_paths(cpuinfo: str | None = None) -> dict[str, str]:
     wanted = dict(AVX2_CAPS) if "avx2" in flags else {}
     if "avx2" in flags and "avx512f" in flags:
         wanted.update(AVX512_OFF)
+    opencv = [name for name, needs in OPENCV_ABOVE_AVX2 if "avx2" in flags and set(needs) <= set(flags)]
+    if opencv:
+        wanted["OPENCV_CPU_DISABLE"] = ",".join(opencv)
     chosen = {k: v for k, v in wanted.items() if k not in os.environ}
     os.environ.update(chosen)
     return chosen

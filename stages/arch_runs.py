@@ -5,12 +5,15 @@ too, so the folder exists (and the table stage can run) even when no run is conf
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import _common
 
 from memix.config import load_params
 from memix.io import atomic, paths
+
+log = logging.getLogger("memix.stages.arch_runs")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         out = paths.ARCH / "runs.json"
         atomic.remove_stale_temps(out)
         atomic.write_json(out, params.architectures.model_dump(mode="json"))
+        runs = params.architectures.runs
+        log.info("arch_runs: %d run(s)%s -> %s", len(runs), f" ({', '.join(runs)})" if runs else "", out)
 
     return _common.run("arch_runs", body)
 

@@ -8,6 +8,7 @@ stage reruns on any change under ``memix/`` or ``stages/``, and only the listing
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ import _common
 from memix import codehash
 from memix.config import MIXING_METHODS
 from memix.io import atomic, paths
+
+log = logging.getLogger("memix.stages.code")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             tmp.mkdir()
             for name, text in listings.items():
                 (tmp / name).write_text(text, encoding="utf-8")
+        files = {line.split()[-1] for text in listings.values() for line in text.splitlines() if line.strip()}
+        log.info("code: %d stage listings of %d files -> %s", len(listings), len(files), out)
 
     return _common.run("code", body)
 

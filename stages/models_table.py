@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import _common
@@ -9,6 +10,8 @@ import _common
 from memix.config import load_params
 from memix.evaluation import models_table
 from memix.io import atomic, paths
+
+log = logging.getLogger("memix.stages.models_table")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +24,10 @@ def main(argv: list[str] | None = None) -> int:
 
     def body() -> None:
         atomic.remove_stale_temps(paths.MODELS_TABLE, paths.MODELS_TABLE.with_suffix(".json"))
-        models_table.run(load_params(args.params), paths.ARCH, paths.MODELS_TABLE)
+        content = models_table.run(load_params(args.params), paths.ARCH, paths.MODELS_TABLE)
+        trained = sum(len(row["trained"]) for row in content["rows"])
+        log.info("models_table: %d networks, %d trained (run, method) row(s) -> %s", len(content["rows"]), trained,
+                 paths.MODELS_TABLE)
 
     return _common.run("models_table", body)
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
 import _common
 
-from memix.config import MIXING_METHODS, load_params
+from memix.config import MIXING_METHODS, load_params, method_title
 from memix.io import atomic, paths
 from memix.training import run
+from memix.training.summary import run_summary
+
+log = logging.getLogger("memix.stages.train")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
             load_params(args.params), method=args.method, flow_dir=Path(args.flow), out_dir=out, seeds=args.seeds,
             resume=not args.restart,
         )
+        log.info("%s", run_summary(f"train {method_title(args.method)}", out))
 
     return _common.run("train", body)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
 MARKER = "data/params_checked.txt"
+ARCH_PARAMS = "data/arch_params"
 
 
 def _check(tmp_path: Path, params_text: str, out: Path) -> subprocess.CompletedProcess:
@@ -31,7 +33,7 @@ def test_the_stage_depends_on_all_of_params_yaml_and_every_stage_on_it() -> None
     # a file dep on params.yaml: any byte of it (a value, a new key, a duplicate key) reruns the check
     assert "params.yaml" in check["deps"]
     assert "params" not in check
-    assert check["outs"] == [MARKER]
+    assert check["outs"] == [MARKER, ARCH_PARAMS]
     for name, stage in STAGES.items():
         if name not in ("check_params", "code"):  # `code` lists the code files and reads no params
             stage = stage.get("do", stage)  # a foreach stage's definition is under do:
@@ -59,8 +61,12 @@ def test_a_bad_params_file_fails_in_one_line_naming_key_and_valid_values(tmp_pat
     [
         ({"trian": {"epochs": 30}}, "trian: unknown key (did you mean train?"),
         ({"compare": {"methods": ["none", "mixpu"]}}, "compare.methods.1: Input should be 'none', 'mixup'"),
+        # a run's model was checked only when its arch@ stage built it, after every other stage
+        ({"architectures": {"reference": {"run": "m", "method": "none"},
+                            "runs": {"m": {"model": {"name": "mmnet", "options": {"img_size": 7}}}}}},
+         "architectures.runs.m.model.options.img_size: Input should be a multiple of 16"),
     ],
-    ids=["section typo", "method typo"],
+    ids=["section typo", "method typo", "run option"],
 )
 def test_dvc_repro_stops_at_a_params_mistake_before_any_other_stage(
     tmp_path: Path, face_model_path: Path, mistake: dict, expected: str
@@ -99,3 +105,83 @@ def test_dvc_repro_stops_at_a_params_mistake_before_any_other_stage(
     assert set(re.findall(r"Running stage '([^']+)'", output)) == {"code", "check_params"}, output
     assert expected in output
     assert kept.read_bytes() == face_model_path.read_bytes()
+
+
+def _file_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line.strip() for line in proc.stderr.splitlines()]
+
+
+def test_every_models_name_and_options_are_refused_naming_file_and_full_key(tmp_path: Path) -> None:
+    """Each mistake the params loader refuses (tests/test_config.py), through the stage: one run per mistake."""
+    runs = {
+        "vit": {"options": {"bogus": 1, "img_size": "abc"}},
+        "st_unknown": {"name": "ststnet", "options": {"kernel": 5}},
+        "mm_unknown": {"name": "mmnet", "options": {"imgsize": 32}},
+        "aman_unknown": {"name": "aman", "options": {"levels": 3}},
+        "st_zero": {"name": "ststnet", "options": {"img_size": 0}},
+        "mm_seven": {"name": "mmnet", "options": {"img_size": 7}},
+        "mm_abc": {"name": "mmnet", "options": {"img_size": "abc"}},
+        "nope": {"name": "nope"},
+        "face": {"name": "ststnet", "face_stream": True},
+        "st_small": {"name": "ststnet", "options": {"img_size": 3}},
+    }
+    params = {"model": {"name": "mmnet", "options": {"img_size": 7}},
+              "compare": {"methods": ["none"], "baseline": "none"}, "fit": {"methods": ["none"]},
+              "architectures": {"reference": {"run": "vit", "method": "none"},
+                                "runs": {run: {"model": model} for run, model in runs.items()}}}
+    out = tmp_path / "checked.txt"
+    proc = _check(tmp_path, yaml.safe_dump(params), out)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    path = tmp_path / "params.yaml"
+    assert proc.stderr.startswith(f"stage check_params: error: {path}: invalid params")
+    expected = {
+        "model.options.img_size: Input should be a multiple of 16",
+        "architectures.runs.vit.model.options.bogus: unknown option: model.name 'vit_flow_tiny' is a ViT",
+        "architectures.runs.vit.model.options.img_size: unknown option: model.name 'vit_flow_tiny' is a ViT",
+        "architectures.runs.st_unknown.model.options.kernel: unknown option of ststnet (valid options: conv_padding",
+        "architectures.runs.mm_unknown.model.options.imgsize: unknown option of mmnet (did you mean img_size?",
+        "architectures.runs.aman_unknown.model.options.levels: unknown option of aman (did you mean num_levels?",
+        "architectures.runs.st_zero.model.options.img_size: Input should be greater than or equal to 1",
+        "architectures.runs.mm_seven.model.options.img_size: Input should be a multiple of 16",
+        "architectures.runs.mm_abc.model.options.img_size: Input should be a valid integer",
+        "architectures.runs.nope.model.name: model.name 'nope' is not a model: valid names are vit_flow_tiny",
+        "architectures.runs.face.model.face_stream: MixMeFormer's onset-face stream goes with a ViT",
+        "architectures.runs.st_small.model.options.img_size: Value error, STSTNet needs img_size at least",
+    }
+    lines = _file_lines(proc)
+    missing = [e for e in expected if not any(line.startswith(e) for line in lines)]
+    assert not missing, proc.stderr
+    assert len(lines) == 1 + len(expected), proc.stderr  # the file's line, then one line per mistake
+    assert not out.exists() and not (tmp_path / "arch_params").exists()
+
+
+def test_an_alias_is_refused_naming_file_and_line(tmp_path: Path) -> None:
+    out = tmp_path / "checked.txt"
+    proc = _check(tmp_path, "train: {epochs: 3}\nl0: &l0 [x, x]\nl1: [*l0, *l0]\n", out)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert f"{tmp_path / 'params.yaml'}: line 2: YAML anchor &l0: a params file takes no anchors" in proc.stderr
+    assert not out.exists()
+
+
+def test_each_architecture_run_gets_the_params_it_reads(tmp_path: Path) -> None:
+    """data/arch_params/<run>.json (beside the marker): stage arch@<run>'s params dep, what ``arch_run_inputs``
+    resolves; its bytes change with the values the run reads only."""
+    from memix.config import ARCH_INPUTS, arch_run_inputs, load_params
+
+    assert Path(MARKER).with_name(ARCH_INPUTS.name) == ARCH_INPUTS == Path(ARCH_PARAMS)
+    text = (REPO / "params.models.yaml").read_text()
+    out = tmp_path / "data" / "params_checked.txt"
+    assert _check(tmp_path, text, out).returncode == 0
+    folder = tmp_path / "data" / "arch_params"
+    params = load_params(tmp_path / "params.yaml")
+    assert (folder / "index.txt").read_text().split() == [f"{run}.json" for run in params.architectures.runs]
+    for run in params.architectures.runs:
+        assert json.loads((folder / f"{run}.json").read_text()) == arch_run_inputs(params, run)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    assert _check(tmp_path, text.replace("  epochs: 40\n", "  epochs: 3\n", 1), out).returncode == 0
+    after = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # STSTNet's and MMNet's recipes set their epochs: only the ViT runs train with the top-level ones
+    assert sorted(n for n in before if before[n] != after[n]) == ["mixmeformer.json", "vit.json"]
+    # nothing configured: the folder holds the empty index only
+    assert _check(tmp_path, "train: {epochs: 3}\n", out).returncode == 0
+    assert [p.name for p in folder.iterdir()] == ["index.txt"] and (folder / "index.txt").read_text() == ""

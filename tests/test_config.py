@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from memix.config import MIXING_METHODS, Params, ParamsError, arch_run_params, dump_params, load_params, parse_params
+from memix.config import (
+    MIXING_METHODS,
+    Params,
+    ParamsError,
+    arch_run_inputs,
+    arch_run_params,
+    dump_params,
+    load_params,
+    parse_params,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -169,3 +180,149 @@ def test_an_architecture_run_trains_with_its_recipe_over_the_machines_train_sett
 def test_bad_architecture_runs_are_refused_naming_the_problem(arch, match):
     with pytest.raises(ParamsError, match=match):
         parse_params({"architectures": arch})
+
+
+# ----------------------------------------------------------------- model.name and model.options, at load
+def _model_text(model: str, where: str) -> tuple[str, str]:
+    """A params file with ``model`` (a YAML flow mapping) at the top or as run ``r``'s, and that model's key path."""
+    if where == "top":
+        return f"model: {model}\ncompare: {{methods: [none], baseline: none}}\nfit: {{methods: [none]}}\n", "model"
+    text = f"architectures:\n  reference: {{run: r, method: none}}\n  runs:\n    r:\n      model: {model}\n"
+    return text, "architectures.runs.r.model"
+
+
+MODEL_MISTAKES = [
+    # a ViT ignored any option (`{bogus: 1, img_size: abc}` trained the default ViT and exited 0)
+    ("{options: {bogus: 1, img_size: abc}}", "options.bogus: unknown option: model.name 'vit_flow_tiny' is a ViT, "
+     "which takes no options (its settings are model.patch_size"),
+    ("{name: ststnet, options: {kernel: 5}}", "options.kernel: unknown option of ststnet (valid options: conv_padding, "
+     "filters, drop_rate, img_size)"),
+    ("{name: mmnet, options: {imgsize: 32}}", "options.imgsize: unknown option of mmnet (did you mean img_size? "),
+    ("{name: aman, options: {levels: 3}}", "options.levels: unknown option of aman (did you mean num_levels? "),
+    ("{name: ststnet, options: {img_size: 0}}", "options.img_size: Input should be greater than or equal to 1 (got 0)"),
+    ("{name: mmnet, options: {img_size: 0}}", "options.img_size: Input should be greater than or equal to 16 (got 0)"),
+    ("{name: aman, options: {img_size: 0}}", "options.img_size: Input should be greater than or equal to 32 (got 0)"),
+    ("{name: mmnet, options: {img_size: 7}}", "options.img_size: Input should be a multiple of 16 (got 7)"),
+    ("{name: mmnet, options: {img_size: abc}}", "options.img_size: Input should be a valid integer"),
+    ("{name: ststnet, options: {img_size: abc}}", "options.img_size: Input should be a valid integer"),
+    ("{name: mmnet, options: {img_size: true}}", "options.img_size: Value error, true is a bool"),
+    ("{name: mmnet, options: {pos_heads: 3}}", "options.pos_heads: Value error, MMNet's pos_heads must divide the "
+     "branch's width 512 (got 3)"),
+    ("{name: nope}", "name: model.name 'nope' is not a model: valid names are vit_flow_tiny (the CPU flow ViT), "
+     "ststnet, mmnet, aman (the comparison architectures) or a timm ViT such as vit_base_patch16_224"),
+    ("{name: ststnet, face_stream: true}", "face_stream: MixMeFormer's onset-face stream goes with a ViT; "
+     "model.name 'ststnet' has none"),
+    # STSTNet trained at any size its formula allowed; below 4 px (conv_padding 1) its pools have nothing left
+    ("{name: ststnet, options: {img_size: 3}}", "options.img_size: Value error, STSTNet needs img_size at least "
+     "6 - 2 x conv_padding = 4 px (conv_padding 1)"),
+    ("{name: ststnet, options: {img_size: 5, conv_padding: 0}}", "options.img_size: Value error, STSTNet needs "
+     "img_size at least 6 - 2 x conv_padding = 6 px (conv_padding 0)"),
+]
+
+
+@pytest.mark.parametrize("where", ["top", "run"])
+@pytest.mark.parametrize(("model", "expected"), MODEL_MISTAKES, ids=[m for m, _ in MODEL_MISTAKES])
+def test_model_name_and_options_are_checked_when_params_load(tmp_path: Path, model: str, expected: str,
+                                                            where: str) -> None:
+    """Each error names the file and the full key, for the top-level model and for a run's."""
+    text, prefix = _model_text(model, where)
+    path = _write(tmp_path, text)
+    with pytest.raises(ParamsError) as info:
+        load_params(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: invalid params\n")
+    assert f"\n  {prefix}.{expected}" in message, message
+
+
+def test_every_problem_of_a_models_options_is_named_at_once(tmp_path: Path) -> None:
+    text, _ = _model_text("{name: mmnet, options: {img_size: 7, pos_depth: -1, kernel: 3, pos_antialias: 1}}", "run")
+    lines = str(pytest.raises(ParamsError, load_params, _write(tmp_path, text)).value).splitlines()[1:]
+    assert [line.split(":")[0].strip() for line in lines] == [
+        f"architectures.runs.r.model.options.{k}" for k in ("img_size", "pos_depth", "kernel", "pos_antialias")
+    ]
+
+
+@pytest.mark.parametrize("model", [
+    {"name": "ststnet", "options": {"img_size": 4}},
+    {"name": "ststnet", "options": {"img_size": 2, "conv_padding": 2, "filters": [4], "drop_rate": 0}},
+    {"name": "mmnet", "options": {"img_size": 16, "pos_heads": 8, "pos_depth": 0, "pos_antialias": True}},
+    {"name": "aman", "options": {"img_size": 32, "num_levels": 1, "train_trunk": True}},
+    {"name": "vit_flow_tiny", "face_stream": True},
+])
+def test_valid_models_and_options_still_load(model: dict) -> None:
+    params = parse_params({"model": model, "compare": {"methods": ["none"], "baseline": "none"},
+                           "fit": {"methods": ["none"]}})
+    assert params.model.options == model.get("options", {})
+
+
+def test_a_timm_name_is_checked_against_timms_list() -> None:
+    assert parse_params({"model": {"name": "vit_tiny_patch16_224"}}).model.name == "vit_tiny_patch16_224"
+    with pytest.raises(ParamsError, match=r"model.name: model.name 'vit_tiny_patch16_22' is not a model: did you "
+                                          r"mean vit_tiny_patch16_224\?"):
+        parse_params({"model": {"name": "vit_tiny_patch16_22"}})
+
+
+def test_the_shipped_comparison_loads() -> None:
+    models = load_params(REPO / "params.models.yaml")
+    assert models.architectures.runs["mmnet"].model.options == {"img_size": 32}
+
+
+# ------------------------------------------------------------------------------ YAML anchors and aliases
+def test_anchors_and_aliases_are_refused_naming_file_and_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, "train: &t {epochs: 3}\nmixing: {}\nfit: {methods: [none]}\n")
+    with pytest.raises(ParamsError, match=rf"^{path}: line 1: YAML anchor &t: a params file takes no anchors"):
+        load_params(path)
+    path = _write(tmp_path, "train:\n  epochs: 3\n  <<: *nowhere\n")
+    with pytest.raises(ParamsError, match=rf"^{path}: line 3: YAML alias \*nowhere"):
+        load_params(path)
+
+
+def test_an_alias_bomb_is_refused_before_it_expands(tmp_path: Path) -> None:
+    """Nine copies per level, eight levels: 43 million leaves (1.6 GB when pydantic read it). Loaded in a child
+    capped at 512 MiB of address space, so the test fails rather than the machine if anything expands it."""
+    lines = ["train: {epochs: 3}", "l0: &l0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    code = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (512 << 20, 512 << 20))\n"
+        "from memix.config import ParamsError, load_params\n"
+        f"try:\n    load_params({str(path)!r})\nexcept ParamsError as err:\n    print(err)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.startswith(f"{path}: line 2: YAML anchor &l0: a params file takes no anchors"), proc.stdout
+
+
+# ------------------------------------------------------------------------------ what arch@<run> reads
+def test_a_run_reads_only_its_own_recipe_methods_and_the_train_keys_it_leaves(tmp_path: Path) -> None:
+    """``arch_run_inputs`` is what stage arch@<run> depends on (data/arch_params/<run>.json)."""
+    base = {
+        "architectures": {"reference": {"run": "s", "method": "none"}, "runs": {
+            "s": {"model": {"name": "ststnet"}, "train": {"epochs": 500, "lr": 5e-5}, "methods": ["none", "mixup"]},
+            "v": {"methods": ["none", "memix"]},
+        }},
+    }
+
+    def inputs(**sections: dict) -> dict[str, dict]:
+        params = parse_params({**base, **sections})
+        return {run: arch_run_inputs(params, run) for run in ("s", "v")}
+
+    before = inputs()
+    assert before["s"]["train"]["epochs"] == 500 and before["v"]["train"]["epochs"] == Params().train.epochs
+    assert set(before["s"]["mixing"]) == {"none", "mixup"} and set(before["v"]["mixing"]) == {"none", "memix"}
+    changed = {
+        "train.epochs": inputs(train={"epochs": 3}),        # s sets its own epochs
+        "train.lr": inputs(train={"lr": 0.1}),              # s sets its own lr
+        "train.batch_size": inputs(train={"batch_size": 4}),  # neither sets it
+        "mixing.memix": inputs(mixing={"memix": {"k_offset": 3}}),
+        "mixing.mixup": inputs(mixing={"mixup": {"alpha": 0.5}}),
+        "mixing.cutmix": inputs(mixing={"cutmix": {"alpha": 0.5}}),  # no run's method
+        "model": inputs(model={"depth": 3}),                 # the top-level model: no run's
+        "compare.seeds": inputs(compare={"seeds": [0]}),
+    }
+    moved = {key: sorted(r for r in ("s", "v") if after[r] != before[r]) for key, after in changed.items()}
+    assert moved == {
+        "train.epochs": ["v"], "train.lr": ["v"], "train.batch_size": ["s", "v"], "mixing.memix": ["v"],
+        "mixing.mixup": ["s"], "mixing.cutmix": [], "model": [], "compare.seeds": ["s", "v"],
+    }

@@ -6,11 +6,12 @@ each test then changes one thing, runs ``dvc repro`` for real and checks which s
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 import yaml
-from dvcproject import dvc, ran, sh
+from dvcproject import COPIED, REPO, dvc, ran, sh
 
 
 def assert_reran(output: str, expected: set[str]) -> None:
@@ -102,3 +103,34 @@ def test_remote_round_trip_leaves_nothing_to_rerun(project: Path, tmp_path: Path
 
     set_param(clone, "mixing.memix.mix_alpha", 0.5)
     assert_reran(dvc(clone, "repro"), {"train@memix", "evaluate@memix", "fit@memix", "compare"})
+
+
+def test_a_top_level_train_key_a_run_sets_itself_leaves_its_arch_stage_up_to_date(tmp_path: Path) -> None:
+    """arch@<run> depends on the values its run reads (data/arch_params/<run>.json, written by check_params), not on
+    all of train: `-S train.epochs=3` reran STSTNet's and MMNet's runs, whose recipes set their own epochs.
+
+    Light: no stage trains; the runs' outputs are stand-ins recorded with `dvc commit`, then `dvc status` says which
+    runs a change makes stale."""
+    for name in COPIED:
+        src = REPO / name
+        if src.is_dir():
+            shutil.copytree(src, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, tmp_path / name)
+    shutil.copy2(REPO / "params.models.yaml", tmp_path / "params.yaml")  # runs ststnet (500 epochs), vit (train's)
+    sh(tmp_path, "git", "init", "-q")
+    dvc(tmp_path, "init", "-q")
+    sh(tmp_path, "git", "add", "-A")
+    sh(tmp_path, "git", "commit", "-qm", "pipeline")
+    assert ran(dvc(tmp_path, "repro", "check_params")) == {"code", "check_params"}
+    for out in ("data/processed/flow", "data/arch/ststnet", "data/arch/vit"):
+        (tmp_path / out).mkdir(parents=True)
+        (tmp_path / out / "stand-in").write_text(out)
+    dvc(tmp_path, "commit", "-f", "arch@ststnet", "arch@vit")
+    assert "up to date" in dvc(tmp_path, "status", "arch@ststnet", "arch@vit")
+
+    set_param(tmp_path, "train.epochs", 3)
+    assert ran(dvc(tmp_path, "repro", "check_params")) == {"check_params"}
+    status = dvc(tmp_path, "status", "arch@ststnet", "arch@vit")
+    assert "arch@vit:" in status and "modified:           data/arch_params/vit.json" in status, status
+    assert "arch@ststnet" not in status, status

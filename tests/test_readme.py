@@ -142,3 +142,12 @@ def test_readme_command_runs_as_written(command: Command, workspace: Path) -> No
         f"README line {command.line}: `{command.text}` exited with {proc.returncode} in {workspace}\n"
         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     )
+
+
+def test_the_readme_commands_leave_no_untracked_file(workspace: Path) -> None:
+    """What the README's commands write lands where git ignores it (data/, models/, ...) or is tracked: a user who
+    follows the README has no stray file to commit by mistake (run after the commands above, in the same copy)."""
+    status = sh(workspace, "git", "status", "--porcelain", "--untracked-files=all")
+    untracked = [line[3:] for line in status.splitlines() if line.startswith("??") and line[3:] != ".venv"]
+    # (.venv: this test's link to the environment, which .gitignore's /.venv/ matches as a folder only)
+    assert not untracked, untracked

@@ -73,13 +73,18 @@ def test_stages_pin_the_cpu_code_paths_on_x86() -> None:
     finally:
         sys.path.remove(str(REPO / "stages"))
     try:
-        for key in (*_common.AVX2_CAPS, *_common.AVX512_OFF, "MEMIX_NATIVE_CPU"):
+        for key in (*_common.AVX2_CAPS, *_common.AVX512_OFF, "OPENCV_CPU_DISABLE", "MEMIX_NATIVE_CPU"):
             os.environ.pop(key, None)
         assert _common.pin_cpu_code_paths("flags\t: fpu sse2 avx avx2 fma\n") == _common.AVX2_CAPS
         for key in _common.AVX2_CAPS:
             os.environ.pop(key)
-        chosen = _common.pin_cpu_code_paths("flags\t: sse2 avx2 avx512f avx512bw\n")
+        chosen = _common.pin_cpu_code_paths("flags\t: sse2 avx2 avx512f avx512bw\n")  # no SKX: OpenCV untouched
         assert chosen == {**_common.AVX2_CAPS, **_common.AVX512_OFF}
+        for key in chosen:
+            os.environ.pop(key)
+        skx = "avx512f avx512cd avx512bw avx512dq avx512vl"
+        chosen = _common.pin_cpu_code_paths(f"flags\t: sse2 avx2 {skx} avx512_vnni\n")
+        assert chosen["OPENCV_CPU_DISABLE"] == "AVX512-SKX,AVX512-CLX"
         for key in chosen:
             os.environ.pop(key)
         assert _common.pin_cpu_code_paths("flags\t: sse2 sse4_2\n") == {}  # nothing to cap without AVX2
@@ -88,3 +93,22 @@ def test_stages_pin_the_cpu_code_paths_on_x86() -> None:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def test_the_cpu_switches_name_only_what_the_libraries_know_here() -> None:
+    """With the switches this machine's CPU gets, importing OpenCV and numpy prints nothing: no 'unknown CPU
+    feature' (a misspelt name, which also leaves the kernel on) and no 'unavailable' feature."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in (*_common_keys(), "OPENCV_CPU_DISABLE", "MEMIX_NATIVE_CPU")}
+    code = "import sys; sys.path.insert(0, 'stages'); import _common, cv2, numpy"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    assert proc.stderr == "" and proc.stdout == ""
+
+
+def _common_keys() -> tuple[str, ...]:
+    sys.path.insert(0, str(REPO / "stages"))
+    try:
+        import _common
+    finally:
+        sys.path.remove(str(REPO / "stages"))
+    return (*_common.AVX2_CAPS, *_common.AVX512_OFF)

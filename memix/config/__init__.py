@@ -3,7 +3,8 @@
 Every stage reads its section through :func:`load_params`, so an unknown key, a value of the wrong type or one out
 of range fails before any work starts, with an error naming the key and the file. One module per concern:
 :mod:`~memix.config.base` (what every section shares), :mod:`~memix.config.data` (dataset, synth, faces, flow),
-:mod:`~memix.config.training` (model, train, mixing), :mod:`~memix.config.results` (eval, compare, fit) and
+:mod:`~memix.config.training` (model, train, mixing), :mod:`~memix.config.model_options` (``model.name`` and
+``model.options`` against what each network declares), :mod:`~memix.config.results` (eval, compare, fit) and
 :mod:`~memix.config.loading` (the whole file); every name is importable from ``memix.config``.
 """
 
@@ -26,8 +27,11 @@ from memix.config.data import (
     TVL1Params,
 )
 from memix.config.loading import (
+    ARCH_INPUTS,
+    AliasError,
     DuplicateKeyError,
     Params,
+    arch_run_inputs,
     arch_run_params,
     dump_params,
     error_lines,
@@ -38,6 +42,8 @@ from memix.config.results import CompareParams, EvalParams, FitParams
 from memix.config.training import MIXING_METHODS, AugmentParams, MixingParams, ModelParams, TrainParams, method_title
 
 __all__ = [
+    "ARCH_INPUTS",
+    "AliasError",
     "ArchRun",
     "ArchitecturesParams",
     "COMPOSITE",
@@ -64,6 +70,7 @@ __all__ = [
     "SynthParams",
     "TVL1Params",
     "TrainParams",
+    "arch_run_inputs",
     "arch_run_params",
     "dump_params",
     "error_lines",

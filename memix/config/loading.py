@@ -55,9 +55,7 @@ class Params(Section):
                     f"{key} has {bad}, which weight labels by a ViT's CLS attention over the flow patches; model.name "
                     f"{self.model.name!r} is a comparison architecture without one (leave them out, or use a ViT)"
                 )
-        if self.model.face_stream:
-            raise ValueError(f"model.face_stream is MixMeFormer's ViT stream; model.name {self.model.name!r} has none")
-        return self
+        return self  # model.face_stream with an architecture: ModelParams refuses it, at its key
 
 
 def arch_run_params(params: Params, name: str) -> Params:
@@ -66,6 +64,30 @@ def arch_run_params(params: Params, name: str) -> Params:
     run = params.architectures.runs[name]
     train = TrainParams.model_validate({**params.train.model_dump(), **run.train})
     return params.model_copy(update={"model": run.model, "train": train})
+
+
+ARCH_INPUTS = Path("data/arch_params")
+"""Where ``check_params`` writes each run's :func:`arch_run_inputs` (``<run>.json``), stage ``arch@<run>``'s params."""
+
+
+def arch_run_inputs(params: Params, name: str) -> dict[str, Any]:
+    """Every value run ``name`` of ``architectures.runs`` reads, resolved: its model, the train settings it trains
+    with (the top-level ``train`` under its recipe), its methods, their ``mixing`` sections, ``eval`` and the seeds.
+
+    Stage ``arch@<name>`` depends on these alone (``check_params`` writes them to ``data/arch_params/<name>.json``):
+    a top-level ``train`` key its recipe sets, another method's mixing or another run changes nothing here.
+    """
+    run = params.architectures.runs[name]
+    run_params = arch_run_params(params, name)
+    return {
+        "run": name,
+        "model": run_params.model.model_dump(mode="json"),
+        "train": run_params.train.model_dump(mode="json"),
+        "methods": list(run.methods),
+        "mixing": {m: getattr(params.mixing, m).model_dump(mode="json", by_alias=True) for m in run.methods},
+        "eval": params.eval.model_dump(mode="json"),
+        "seeds": list(params.compare.seeds),
+    }
 
 
 def error_lines(err: ValidationError, model: type[BaseModel] | None = None) -> list[str]:
@@ -78,6 +100,8 @@ def error_lines(err: ValidationError, model: type[BaseModel] | None = None) -> l
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
         if e["type"] == "extra_forbidden":
             lines.append(f"{key}: unknown key{_valid_keys_hint(model, e['loc'])}")
+        elif e["type"] == "model_option_unknown":  # its message names the valid options
+            lines.append(f"{key}: {e['msg']}")
         elif not e["loc"]:  # a check across sections: its message names the keys
             lines.append(f"{key}: {e['msg']}")
         else:
@@ -125,7 +149,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ParamsError(f"{path}: params file not found")
     try:
         data = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # a SafeLoader that refuses duplicate keys
-    except DuplicateKeyError as err:
+    except (DuplicateKeyError, AliasError) as err:
         raise ParamsError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         raise ParamsError(f"{path}: not valid YAML: {err}") from None
@@ -136,8 +160,24 @@ class DuplicateKeyError(yaml.YAMLError):
     """A mapping that names a key twice: PyYAML would keep the last silently, DVC refuses the file."""
 
 
+class AliasError(yaml.YAMLError):
+    """An anchor (``&name``) or alias (``*name``): refused before anything is expanded (a few lines of nested
+    aliases expand to gigabytes), and a params file DVC tracks key by key should spell each value out."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses duplicate keys, as DVC's YAML parser does."""
+    """``yaml.SafeLoader`` that refuses duplicate keys, as DVC's YAML parser does, and anchors and aliases."""
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise AliasError(
+                f"line {event.start_mark.line + 1}: YAML {kind}{event.anchor}: a params file takes no anchors (&name) "
+                "or aliases (*name, <<: *name), refused before any is expanded (nested aliases make gigabytes of a "
+                "few lines); write the values out"
+            )
+        return super().compose_node(parent, index)
 
 
 def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
+from memix.config import model_options
 from memix.config.base import Section
+from memix.names import ARCHITECTURES
 
 # ----------------------------------------------------------------------------------------- model
 
 class ModelParams(Section):
-    """The classifier: a timm ViT on flow, optionally with the MixMeFormer onset-face stream."""
+    """The classifier: a timm ViT on flow, optionally with the MixMeFormer onset-face stream, or a comparison
+    architecture with its constructor options. ``name``, ``face_stream`` and ``options`` are checked against each
+    other here (:mod:`memix.config.model_options`), so a run's model is refused when params load, not when it trains.
+    """
 
     name: str = "vit_flow_tiny"
     patch_size: int = Field(4, ge=1)
@@ -25,8 +31,40 @@ class ModelParams(Section):
     face_stream: bool = Field(False, description="MixMeFormer: add an onset-face ResNet-18 stream")
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="constructor options of a comparison architecture (model.name in memix.models.registry)",
+        description="constructor options of a comparison architecture, as its module's OPTIONS declares them "
+        "(a ViT takes none)",
     )
+
+    @field_validator("name")
+    @classmethod
+    def _a_model_memix_builds(cls, value: str) -> str:
+        try:
+            model_options.check_name(value)
+        except ValueError as err:
+            raise PydanticCustomError("model_name", "{message}", {"message": str(err)}) from None
+        return value
+
+    @field_validator("face_stream")
+    @classmethod
+    def _face_stream_is_a_vits(cls, value: bool, info: ValidationInfo) -> bool:
+        name = info.data.get("name")
+        if value and name in ARCHITECTURES:
+            message = (
+                f"MixMeFormer's onset-face stream goes with a ViT; model.name {name!r} has none (set it to false, or "
+                "use a ViT such as vit_flow_tiny)"
+            )
+            raise PydanticCustomError("face_stream", "{message}", {"message": message})
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _options_of_the_named_model(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """Each option as the named network declares it (:mod:`memix.config.model_options`): type and valid
+        values, one error per option at its own key (``...model.options.img_size``)."""
+        name = info.data.get("name")
+        if name is None:  # the name is wrong: said already
+            return value
+        return model_options.validate(name, value)
 
 
 # ------------------------------------------------------------------------------------------ train

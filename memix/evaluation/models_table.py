@@ -10,6 +10,7 @@ input the pipeline does not cache yet).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,7 +21,7 @@ from memix.evaluation import comparison
 from memix.evaluation.arch_runs import RUN_FILE
 from memix.io import atomic
 from memix.models import registry
-from memix.models.published import PUBLISHED_TABLE, PublishedRow
+from memix.models.published import PUBLISHED_TABLE, Label, PublishedRow
 
 RULE_TITLES = {"last": "last epoch", "oracle": "oracle (test-set selection)"}
 
@@ -103,9 +104,9 @@ def _row(
                 "released_classes": (info["released"] or {}).get("num_classes"),
                 "rules": {rule: _figures(table[rule][key]) for rule in table},
             })
-    published = None if pub is None else {"acc": pub.acc, "f1": pub.f1}
-    return {"network": network, "year": year, "type": kind, "published": published,
-            "measured_on": "" if pub is None else _measured_on(pub), "status": status, "trained": trained}
+    published = None if pub is None else {"acc": pub.acc, "f1": pub.f1, **dataclasses.asdict(label(pub))}
+    return {"network": network, "year": year, "type": kind, "published": published, "status": status,
+            "trained": trained}
 
 
 def _why_untrained(pub: PublishedRow) -> str:
@@ -117,11 +118,15 @@ def _why_untrained(pub: PublishedRow) -> str:
     return ("built; " if registry.is_architecture(pub.built) else "") + "not in this params file's architectures.runs"
 
 
-def _measured_on(pub: PublishedRow) -> str:
-    if pub.built is None or not registry.is_architecture(pub.built):
-        return pub.measured_on
-    p = registry.architecture(pub.built).module.PUBLISHED
-    return f"{p['dataset']}, {p['classes']} classes, {p['metric']}; {p['selection']}"
+def label(pub: PublishedRow) -> Label:
+    """What a published figure was measured on and where that is written: the module's ``PUBLISHED`` for a network
+    built in :mod:`memix.models.arch`, else the row's own label."""
+    if pub.built is not None and registry.is_architecture(pub.built):
+        p = registry.architecture(pub.built).module.PUBLISHED
+        return Label(**{f.name: str(p[f.name]) for f in dataclasses.fields(Label)})
+    if pub.label is None:
+        raise ValueError(f"published row {pub.network} has no label")
+    return pub.label
 
 
 def _figures(row: comparison.Row) -> dict[str, Any]:
@@ -135,6 +140,8 @@ def _figures(row: comparison.Row) -> dict[str, Any]:
 def render_markdown(content: dict[str, Any]) -> str:
     """The table as Markdown: one line per trained (run, method) or untrained network."""
     ref = content["reference"]
+    published = [row["network"] for row in content["rows"] if row["published"] is not None]
+    notes = {network: str(i) for i, network in enumerate(published, start=1)}  # the label list's numbers
     lines = ["# Architectures under one LOSO", ""]
     if ref is None:
         lines += ["No architecture was trained with these params (`architectures.runs` is empty; "
@@ -143,16 +150,16 @@ def render_markdown(content: dict[str, Any]) -> str:
         lines += [f"Pooled LOSO figures, mean ± std over seeds {content['seeds']}; Δ is the difference to "
                   f"`{ref}` with a 95 % paired bootstrap interval over test subjects ({content['resamples']} "
                   "resamples; * = the interval excludes 0). Published figures are as MixMeFormer's comparison "
-                  "prints them (SAMM): what each was measured on is in the last column.", ""]
+                  "prints them; what each was measured on, and where that is written, is in the list below.", ""]
     for rule in content["rules"] or ["last"]:
         if content["rules"]:
             lines += [f"## Selection: {RULE_TITLES.get(rule, rule)}", ""]
         lines += ["| Network | Year | Type | Run (mixing) | Acc (%) | F1 | UAR | Δ Acc vs reference (pts) | Trainable "
-                  "params (ours / released) | Published Acc / F1 | Published on / status |",
+                  "params (ours / released) | Published Acc / F1 [label] | Status |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in content["rows"]:
             pub = row["published"]
-            pub_txt = "—" if pub is None else f"{_num(pub['acc'], 2)} / {_num(pub['f1'], 4)}"
+            pub_txt = "—" if pub is None else f"{_num(pub['acc'], 2)} / {_num(pub['f1'], 4)} [{notes[row['network']]}]"
             year = row["year"] or ""
             if not row["trained"]:
                 lines.append(f"| {row['network']} | {year} | {row['type']} | — | — | — | — | — | — | {pub_txt} | "
@@ -168,10 +175,17 @@ def render_markdown(content: dict[str, Any]) -> str:
                     f"| {row['network']} | {year} | {row['type']} | {t['run']} ({method_title(t['method'])}) | "
                     f"{acc['mean'] * 100:.2f} ± {acc['std'] * 100:.2f} | {f1['mean']:.4f} ± {f1['std']:.4f} | "
                     f"{uar['mean']:.4f} ± {uar['std']:.4f} | {delta} | {t['trainable_params']:,} / {rel_txt} | "
-                    f"{pub_txt} | {row['measured_on'] or '—'} |"
+                    f"{pub_txt} | trained here |"
                 )
         lines.append("")
+    lines += ["## What each published figure was measured on", ""]
+    lines += [f"{notes[row['network']]}. **{row['network']}** ({_num(row['published']['acc'], 2)} / "
+              f"{_num(row['published']['f1'], 4)}): {Label(**{f: row['published'][f] for f in _LABEL}).text()}"
+              for row in content["rows"] if row["published"] is not None]
     return "\n".join(lines)
+
+
+_LABEL = [f.name for f in dataclasses.fields(Label)]
 
 
 def _num(value: float | None, digits: int) -> str:

@@ -17,7 +17,8 @@ RUN = ["seed", "fold"]
 RULES = {
     "last": "honest: each fold's final epoch",
     "oracle": "TEST-SET SELECTION: per subject the epoch that scores best on that test subject itself "
-    "(Acc from its best-accuracy epoch, UF1 and UAR from its best-F1 epoch)",
+    "(Acc from its best-accuracy epoch, the earliest of ties; UF1 and UAR from its best-F1 epoch, the latest of "
+    "ties; the released MEMix code's rule)",
 }
 """The two rules, as every table explains them."""
 
@@ -53,9 +54,19 @@ def select_last(preds: pd.DataFrame) -> pd.DataFrame:
 def select_oracle(preds: pd.DataFrame, by: str) -> pd.DataFrame:
     """TEST-SET SELECTION: per fold the epoch scoring best ON THE TEST SUBJECT (``by`` = accuracy or f1).
 
-    Reproduces the released MEMix code's protocol (its per-subject F1 is scikit-learn's macro F1 over the
-    classes present in that subject's truth or predictions); ties go to the earliest epoch. Inflated by
-    construction. Scored for every (seed, fold, epoch) at once with counts, not one call per group.
+    The released MEMix code's loop (``main.py``: ``bingo_cnt > max_corr`` and ``AVG_F1 >= max_f1``, both starting
+    at 0), tie rule included:
+
+    * accuracy: the EARLIEST of the epochs with the most correct clips (a strict ``>``);
+    * F1: the LATEST of the epochs with the best F1 (``>=``), so a subject whose F1 is 0 in every epoch keeps its
+      last epoch. The F1 is the release's: float32 ``2 TP / (n_true + n_pred)`` summed in class order over the
+      classes in the subject's truth or predictions, divided by their count (scikit-learn's macro F1, rounded as
+      the release rounds it, so that equal scores tie exactly as they tie there).
+
+    The chosen epochs' rows are then pooled, as the release pools their counts. The release also stops a fold
+    once its test subject is 100 % correct; a later epoch can only tie that one, with the same (perfect) counts,
+    so the pooled figures are the same. Inflated by construction. Scored for every (seed, fold, epoch) at once
+    with counts, not one call per group.
     """
     if by not in ("accuracy", "f1"):
         raise ValueError(f"oracle selection by {by!r}; valid: accuracy, f1")
@@ -64,13 +75,34 @@ def select_oracle(preds: pd.DataFrame, by: str) -> pd.DataFrame:
     n_groups = int(group.max()) + 1 if len(group) else 0
     t, p = preds["true"].to_numpy(), preds["pred"].to_numpy()
     if by == "accuracy":
-        score = np.bincount(group, weights=(t == p), minlength=n_groups) / np.bincount(group, minlength=n_groups)
+        score = np.bincount(group, weights=(t == p), minlength=n_groups)  # correct clips: exact integers
     else:
-        k = int(max(t.max(), p.max())) + 1
-        score = metrics.part_from_confusion(metrics.confusions(group, t, p, n_groups, k))["uf1"]
+        k = int(max(t.max(), p.max())) + 1 if len(t) else 1
+        score = release_f1(metrics.confusions(group, t, p, n_groups, k))
     groups = preds[keys].drop_duplicates().sort_values(keys, kind="stable").reset_index(drop=True)
     groups["score"] = score
-    # the earliest epoch among each fold's maxima: the first row of a (seed, fold) after sorting by -score, epoch
-    best = groups.sort_values([*RUN, "score", "epoch"], ascending=[True, True, False, True], kind="stable")
+    # accuracy: the earliest epoch among each fold's maxima; F1: the latest
+    earliest = by == "accuracy"
+    best = groups.sort_values([*RUN, "score", "epoch"], ascending=[True, True, False, earliest], kind="stable")
     best = pd.MultiIndex.from_frame(best.drop_duplicates(RUN)[keys])
     return preds[pd.MultiIndex.from_frame(preds[keys]).isin(best)]
+
+
+def release_f1(cm: np.ndarray) -> np.ndarray:
+    """Per count matrix (..., K, K) the released code's per-subject F1, in its float32 arithmetic and order.
+
+    Mathematically scikit-learn's macro F1 over the classes in the truth or predictions; computed as the release
+    computes it (each class's ``2 TP / (n_true + n_pred)`` rounded to float32, added in class order, divided by the
+    number of classes present), so that two epochs tie here exactly when they tie in the release.
+    """
+    cm = np.asarray(cm)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1).astype(np.float32)
+    support = (cm.sum(axis=-1) + cm.sum(axis=-2)).astype(np.float32)
+    present = support > 0
+    total = np.zeros(cm.shape[:-2], dtype=np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(cm.shape[-1]):
+            total = np.where(present[..., k], total + (np.float32(2) * tp[..., k]) / support[..., k], total)
+    count = present.sum(axis=-1).astype(np.float32)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, total / count, np.float32(0)).astype(np.float32)

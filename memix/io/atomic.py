@@ -6,11 +6,16 @@ it (DVC lists a folder's tracked files there; losing it would let ``git add -A``
 
 Nothing is deleted that the command did not write: an existing folder at an output path is replaced only when
 the writer recognises it as its own earlier output (``owned``); any other folder is refused before anything is
-written. Several outputs that belong together (:func:`atomic_paths`) are all built first and then swapped in
-together: a failure during the swap puts every previous output back, so the set is either all new or all old.
+written. A folder that appears at an output path while the output is built (another process's) is refused at the
+swap, even empty: only the earlier output that was there when the build began may be replaced. Several outputs
+that belong together (:func:`atomic_paths`) are all built first and then swapped in together: a failure during the
+swap puts every previous output back, so the set is either all new or all old.
 
-An ``OSError`` raised while writing (a full disk says only ``No space left on device``) is re-raised naming the
-output and the free space there; so is a C/C++ library's I/O failure (``basic_ios::clear: iostream error``).
+An ``OSError`` raised while writing is re-raised naming the output, never the temporary path. A full disk says only
+``No space left on device`` (or ``Disk quota exceeded``, or numpy's ``N requested and M written``): :func:`is_disk_full`
+is the one place that recognises it, and :class:`DiskFullError` the one way it is said, naming the output and the free
+space there once, however deeply the writers nest. A C/C++ library's I/O failure (``basic_ios::clear: iostream
+error``) is named the same way, with the free space.
 
 Also the one file checksum the outputs record (shard manifests, the ingest report's sheet digest).
 """
@@ -24,6 +29,8 @@ import json
 import os
 import re
 import shutil
+import sqlite3
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,8 +44,13 @@ _TEMP_NAME = re.compile(r"^\.(.+)\.[a-z0-9_]{8}" + re.escape(TEMP_SUFFIX) + "$")
 _PREVIOUS = ".previous"
 """Name, inside an output's temp folder, of the previous output while the new one is swapped in."""
 _SPACE_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
-_NATIVE_IO = re.compile(r"basic_ios|iostream error|No space left|Error writing|write failed", re.IGNORECASE)
-"""Messages of C/C++ writers' I/O failures that arrive as other exception types (OpenCV, pyarrow, libstdc++)."""
+_SPACE_TEXT = re.compile(
+    r"No space left on device|Disk quota exceeded|File too large|database or disk is full|\d+ requested and \d+ written"
+)
+"""Full-disk messages of I/O errors that come without an errno: pyarrow's, sqlite's (DVCLive's state), numpy's
+short write (``1128960 requested and 688064 written``)."""
+_NATIVE_IO = re.compile(r"basic_ios|iostream error|Error writing|write failed|unexpected pos", re.IGNORECASE)
+"""Messages of C/C++ writers' I/O failures that arrive as other exception types (OpenCV, pyarrow, libstdc++, torch)."""
 
 Owned = Callable[[Path], bool]
 """Tells whether an existing folder at an output path is the writer's own earlier output (and may be replaced)."""
@@ -68,6 +80,45 @@ def check_output(path: str | Path, owned: Owned | None = None) -> None:
         )
 
 
+class DiskFullError(OSError):
+    """Out of space (full disk, quota, file size limit) while writing an output: ``<output>: the disk is full
+    (<what the writer said>); <N> MiB free on <folder>``. Built as ``OSError(errno, message, output)`` so that it
+    pickles (from a worker process) and so that a writer around a writer re-names it without repeating a clause."""
+
+    def __init__(self, code: int | None, message: str, filename: str) -> None:
+        super().__init__(code, message, filename)
+        self.free = _free_space(Path(filename))
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}{self.free}"
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or an error it was raised from) says the disk is full: ENOSPC, EDQUOT or EFBIG, or a
+    writer's message that says as much without an errno (a short write, sqlite's ``database or disk is full``)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in _SPACE_ERRNOS:
+            return True
+        if isinstance(seen, OSError | sqlite3.Error) and _SPACE_TEXT.search(str(seen)):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def disk_full(err: BaseException, output: str | Path, doing: str = "") -> DiskFullError:
+    """``err`` (which :func:`is_disk_full`) as the :class:`DiskFullError` naming ``output``; ``doing`` says who
+    was writing (``DVCLive could not write its logs``) where the output alone does not."""
+    if isinstance(err, DiskFullError):  # from a writer inside this one: said already, only re-named
+        return DiskFullError(err.errno, err.strerror, str(output))
+    code = err.errno if isinstance(err, OSError) and err.errno in _SPACE_ERRNOS else errno.ENOSPC
+    if isinstance(err, OSError):
+        detail = err.strerror or str(err)
+    else:
+        detail = f"{type(err).__name__}: {err}"
+    return DiskFullError(code, f"{doing}: " * bool(doing) + f"the disk is full ({detail})", str(output))
+
+
 class _Output:
     """One output being built: its temp folder beside it and the path the caller writes (``target``)."""
 
@@ -76,6 +127,8 @@ class _Output:
         self.tmp: Path | None = None
         self.previous: Path | None = None  # where the previous output waits during the swap
         self.swapped = False
+        self.found: tuple[int, int] | None = None  # the earlier output folder open() accepted (device, inode)
+        self.pin: int | None = None  # a descriptor of that folder, so that its inode cannot be reused meanwhile
 
     @property
     def target(self) -> Path:
@@ -84,6 +137,10 @@ class _Output:
 
     def open(self) -> None:
         check_output(self.path, self.owned)
+        self.found = _folder_id(self.path)
+        if self.found is not None:
+            with contextlib.suppress(OSError):
+                self.pin = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=TEMP_SUFFIX, dir=self.path.parent))
@@ -94,7 +151,7 @@ class _Output:
         """Put the previous output aside (a hard link for a file, so the path never goes missing) and rename
         the new one into place."""
         path, target = self.path, self.target
-        check_output(path, self.owned)  # the path may have become a folder while this one was built
+        self.check_unchanged()
         aside = self.target.parent / _PREVIOUS
         if path.is_dir() and not path.is_symlink():
             _keep_gitignores(path, target)
@@ -109,6 +166,17 @@ class _Output:
         os.replace(target, path)
         self.swapped = True
 
+    def check_unchanged(self) -> None:
+        """Refuse a folder at the path that is not the one :meth:`open` accepted: another process made it (or
+        swapped it) while this output was built, so it is not this writer's earlier output, whatever it holds."""
+        now = _folder_id(self.path)
+        if now is not None and now != self.found:
+            raise OutputFolderError(
+                f"{self.path}: a folder appeared there while this output was built; it was kept and nothing was "
+                "replaced (move it away yourself and run again)"
+            )
+        check_output(self.path, self.owned)
+
     def roll_back(self) -> None:
         """Undo :meth:`swap_in`: the new output back into the temp folder, the previous one back in place."""
         with contextlib.suppress(OSError):
@@ -118,6 +186,9 @@ class _Output:
                 os.replace(self.previous, self.path)
 
     def close(self) -> None:
+        if self.pin is not None:
+            os.close(self.pin)
+            self.pin = None
         if self.tmp is not None:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
@@ -162,32 +233,67 @@ def atomic_paths(*paths: str | Path, owned: Owned | None = None) -> Iterator[lis
             raise
         raise named from err
     except Exception as err:
-        if not _NATIVE_IO.search(str(err)):
+        named = write_error(err, _owner(err, outs).path)
+        if named is err:
             raise
-        out = _owner(err, outs)
-        raise OSError(f"{out}: could not be written ({type(err).__name__}: {err}){_free_space(out)}") from err
+        raise named from err
     finally:
         for out in outs:
             out.close()
 
 
-def _owner(err: BaseException, outs: list[_Output]) -> Path:
-    """The output a failure concerns: the one whose temp path its message names, else the first."""
+def write_error(err: Exception, output: Path) -> Exception:
+    """A writer's failure as the error to show for ``output``: a full disk as :class:`DiskFullError`, a C/C++
+    writer's bare I/O failure (torch's ``unexpected pos``, ``basic_ios``) naming the output and the free space;
+    any other error as it is."""
+    if is_disk_full(err):
+        return disk_full(err, output)
+    if not _NATIVE_IO.search(str(err)):
+        return err
+    return OSError(f"{output}: could not be written ({type(err).__name__}: {err}){_free_space(output)}")
+
+
+@contextlib.contextmanager
+def writing(output: str | Path) -> Iterator[None]:
+    """Errors of a write in place (no temp path: e.g. a checkpoint replaced in place) named by :func:`write_error`."""
+    try:
+        yield
+    except Exception as err:
+        named = write_error(err, Path(output))
+        if named is err:
+            raise
+        raise named from err
+
+
+def _folder_id(path: Path) -> tuple[int, int] | None:
+    """(device, inode) of the real folder at ``path``; None for nothing, a file or a link."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
+def _owner(err: BaseException, outs: list[_Output]) -> _Output:
+    """The output a failure concerns: the one whose temp path its message names, else the one being written
+    when it failed (the last that has something at its temp path), else the first."""
     text = str(err)
     for out in outs:
         if out.tmp is not None and str(out.tmp) in text:
-            return out.path
-    return outs[0].path
+            return out
+    started = [out for out in outs if out.tmp is not None and (out.target.exists() or out.target.is_symlink())]
+    return started[-1] if started else outs[0]
 
 
 def _naming_any(err: OSError, outs: list[_Output]) -> OSError:
-    """:func:`_naming` for the output whose temp path the error names (the first output if it names no file)."""
+    """:func:`_naming` for the output whose temp path the error names (see :func:`_owner` if it names no file)."""
     if err.filename is None:
-        return _naming(err, outs[0].path, None)
+        out = _owner(err, outs)
+        return _naming(err, out.path, out.tmp)
     name = Path(os.fsdecode(err.filename))
     for out in outs:
         if out.tmp is not None and (name == out.tmp or out.tmp in name.parents):
-            return _naming(err, out.path, out.target)
+            return _naming(err, out.path, out.tmp)
     return _naming(err, name, None)
 
 
@@ -223,8 +329,13 @@ def remove_stale_temps(*paths: str | Path) -> list[Path]:
 
 def _is_temp(path: Path, name: str | None = None) -> bool:
     """A folder ``.<name>.<8 random chars>.tmp`` as ``tempfile.mkdtemp`` names it for :func:`atomic_path`."""
+    return _is_temp_name(path, name) and path.is_dir() and not path.is_symlink()
+
+
+def _is_temp_name(path: Path, name: str | None = None) -> bool:
+    """Whether ``path`` is named as :func:`atomic_path`'s temp folder (for the output ``name``, if given)."""
     match = _TEMP_NAME.match(path.name)
-    return bool(match) and (name is None or match.group(1) == name) and path.is_dir() and not path.is_symlink()
+    return bool(match) and (name is None or match.group(1) == name)
 
 
 def _keep_gitignores(old: Path, new: Path) -> None:
@@ -249,22 +360,31 @@ def _free_space(path: Path) -> str:
     return f"; {free / (1 << 20):.1f} MiB free on {folder}"
 
 
-def _naming(err: OSError, path: Path, target: Path | None) -> OSError:
-    """The error naming the output: ``err`` itself when it names a file outside the temp folder, the same error
-    with the temp location (``target``) mapped onto ``path`` when it names one inside, else naming ``path``. A
-    full disk (or quota, or file size limit) also says how much space is free there."""
-    space = _free_space(path) if err.errno in _SPACE_ERRNOS else ""
-    message = (err.strerror or str(err)) + space
+def _naming(err: OSError, path: Path, tmp: Path | None) -> OSError:
+    """The error naming the output ``path`` (built in the temp folder ``tmp``): ``err`` itself when it names a file
+    outside the temp folder, the same error with the temp location mapped onto ``path`` when it names one inside,
+    else naming ``path``. A full disk (or quota, or file size limit) is a :class:`DiskFullError`."""
+    name = _mapped(err, path, tmp)
+    if is_disk_full(err):
+        return disk_full(err, name)
+    if err.filename is not None and name == Path(os.fsdecode(err.filename)):
+        return err
+    return OSError(err.errno, err.strerror or str(err), str(name))
+
+
+def _mapped(err: OSError, path: Path, tmp: Path | None) -> Path:
+    """The path an error about ``path`` should name: its file at its final place, never in the temp folder."""
     if err.filename is None:
-        return OSError(err.errno, message, str(path))
+        return path
     name = Path(os.fsdecode(err.filename))
-    if target is not None and (name == target or target in name.parents):
-        return OSError(err.errno, message, str(path / name.relative_to(target)))
-    if target is not None and name == target.parent:
-        return OSError(err.errno, message, str(path))
-    if space:
-        return OSError(err.errno, message, str(name))
-    return err
+    if tmp is None and name.parent == path.parent and _is_temp_name(name, path.name):
+        return path  # making the temp folder failed
+    if tmp is None or not (name == tmp or tmp in name.parents):
+        return name
+    target = tmp / path.name
+    if name == target or target in name.parents:
+        return path / name.relative_to(target)
+    return path  # the temp folder itself, or a writer's own temp file inside it
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -139,6 +139,10 @@ class GroupedFlowModel(nn.Module):
         return self
 
     # --------------------------------------------------------------------------------------------- access
+    def decay_flags(self) -> list[bool]:
+        """Weight decay on every parameter (the released MEMix code's Adam has no exemptions)."""
+        return [True for _ in self.parameters()]
+
     def w(self, name: str) -> torch.Tensor:
         return self.weights[_key(name)]
 

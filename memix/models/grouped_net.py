@@ -63,6 +63,16 @@ class GroupedNetModel(nn.Module):
         self._template[0].train(mode)
         return self
 
+    def decay_flags(self) -> list[bool]:
+        """Per parameter (in ``parameters()`` order): whether weight decay applies. A network whose release exempts
+        some parameters says which by ``no_weight_decay()`` (timm's convention: names within the network)."""
+        net = self._template[0].net
+        exempt = {f"net.{n}" for n in net.no_weight_decay()} if hasattr(net, "no_weight_decay") else set()
+        unknown = exempt - set(self._param_names)
+        if unknown:
+            raise ValueError(f"{self.name}.no_weight_decay() names no parameter: {sorted(unknown)}")
+        return [n not in exempt for n in self._param_names]
+
     def _unit_tensors(self, g: int) -> dict[str, torch.Tensor]:
         tensors = {n: self.weights[_key(n)][g] for n in self._param_names}
         tensors.update({n: getattr(self, "buf_" + _key(n))[g] for n in self._buffer_names})

@@ -3,7 +3,9 @@
 ``model.name`` is a timm ViT name (the flow ViT, optionally MixMeFormer: :func:`memix.models.build`) or one of
 :data:`ARCHITECTURES`, the networks of the published MER comparison, one module each in :mod:`memix.models.arch`.
 Each is built from params alone, like timm's ``create_model``: ``model.options`` are passed to its constructor
-(e.g. ``{conv_padding: 2}`` for STSTNet as its PyTorch release), the class count comes from the dataset.
+(e.g. ``{conv_padding: 2}`` for STSTNet as its PyTorch release), the class count comes from the dataset. The
+options each constructor takes are declared with their types, defaults and valid values in
+:mod:`memix.config.model_options` (torch-free, so the params schema checks them when params load).
 
 Mixing: the input-space methods (``none``, ``mixup``, ``cutmix``, ``remix``, ``balanced_mixup``, ``mixaugment``)
 work for every architecture, ``manifold_mixup`` mixes the hidden tensor between the stages each module declares;
@@ -18,9 +20,8 @@ import inspect
 from types import ModuleType
 from typing import Any
 
-from memix.names import ATTENTION_METHODS, INPUT_SPACE_METHODS
 from memix.models.arch import aman, mmnet, ststnet  # imported, not looked up: the stages' code listings follow imports
-
+from memix.names import ATTENTION_METHODS, INPUT_SPACE_METHODS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,8 +52,8 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture(
             "aman", aman, "AMAN",
             missing_input="magnified frames (several magnification levels of each clip's frames, from the "
-            "learning-based magnifier) passed through a FER+-trained ResNet-18 whose weights the release lists but does "
-            "not hold (an untrained trunk's features would not be AMAN); no cached magnification stage exists",
+            "learning-based magnifier) passed through a FER+-trained ResNet-18 whose weights the release lists but "
+            "does not hold (an untrained trunk's features would not be AMAN); no cached magnification stage exists",
         ),
     )
 }
@@ -98,7 +99,9 @@ def training_problem(name: str) -> str | None:
 
 
 def constructor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
-    """``model.options`` checked against the architecture's constructor (an unknown key is an error naming it)."""
+    """``model.options`` checked against the architecture's constructor (an unknown key is an error naming it).
+    Params are checked fully when they load (:mod:`memix.config.model_options`); this guards a model spec made in
+    code, and the GPU check, which runs without pydantic."""
     arch = architecture(name)
     cls = getattr(arch.module, arch.cls)
     accepted = [p for p in inspect.signature(cls).parameters if p not in ("num_classes", "in_chans")]

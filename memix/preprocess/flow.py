@@ -16,7 +16,8 @@ largest flow magnitude of each clip (``max_mag``, in pixels of the stored ``flow
   clips range from 0.4 to 4.4 times the median (0.23 px); an apex JPEG cut to two thirds (its last third
   decoded grey) gives 25 to 33 times (six clips tried), so the default factor 8 leaves room on both sides.
 
-``flow.on_outlier: keep`` (default) only lists them; ``drop`` also leaves them out of the flow set.
+``flow.on_outlier: keep`` (default) only lists them; ``drop`` also leaves them out of the flow set. Either way the
+stage ends with a warning on stderr naming them (:func:`listed_warning`).
 """
 
 from __future__ import annotations
@@ -139,6 +140,8 @@ def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) 
         len(results), ",".join(channels), size, params.method, float(out_index["mean_mag"].mean()),
         float(out_index["max_mag"].max()), out_dir,
     )
+    if report["listed"]:
+        log.warning("%s", listed_warning(report, out_dir / REPORT_FILE))
 
 
 def unusual_clips(max_mag: np.ndarray, factor: float) -> dict[int, str]:
@@ -184,6 +187,25 @@ def flow_report(index: pd.DataFrame, results: list[_Result], flagged: dict[int, 
         "n_dropped": len(listed) if params.on_outlier == "drop" else 0,
         "listed": listed,
     }
+
+
+def listed_warning(report: dict, report_path: Path) -> str:
+    """The stage's last line when ``report.json`` lists clips: a damaged or misaligned frame shows up here first,
+    so the clips are named where the run is watched, not only in the report."""
+    clips = ", ".join(_listed_clip(d) for d in report["listed"])
+    done = "left out (flow.on_outlier: drop)" if report["on_outlier"] == "drop" else "kept (flow.on_outlier: keep)"
+    return (
+        f"flow: {report['n_listed']} of {report['n_clips']} clips without motion or with a largest flow over "
+        f"{report['outlier_factor']:g} x the median (a damaged or misaligned frame?), {done}: {clips}; "
+        f"see {report_path}"
+    )
+
+
+def _listed_clip(entry: dict) -> str:
+    """``sub01/EP02_01 (outlier, 22.3 x the median)`` or ``sub01/EP03_02 (no motion)``."""
+    if entry["reason"] == "outlier" and entry["times_median"] is not None:
+        return f"{entry['clip_id']} (outlier, {entry['times_median']:.1f} x the median)"
+    return f"{entry['clip_id']} ({entry['reason']})"
 
 
 def pick_montage_rows(index: pd.DataFrame, per_class: int) -> list[int]:

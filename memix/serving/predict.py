@@ -14,6 +14,7 @@ no face) stops the run with an error naming the clip and the file, before anythi
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,8 @@ from memix.preprocess.landmarks import LandmarkDetector
 from memix.serving.modelfile import ModelFile
 
 BATCH = 256
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Predictor:
             )
         self.classifier = Classifier(model_file, device)
         self._detector: LandmarkDetector | None = None
+        self.without_motion: list[str] = []  # clips whose onset and apex differ by no motion the flow can see
 
     def __enter__(self) -> Predictor:
         fp = self.model_file.faces
@@ -127,6 +131,8 @@ class Predictor:
                 result = flow.clip_tensor(self.model_file.flow, aligned.onset, aligned.apex)
             except ValueError as err:
                 raise ValueError(f"clip {clip.name} ({clip.onset}, {clip.apex}): {err}") from None
+        if result.max_mag < flow.NO_MOTION_PX:  # the flow stage's "no motion" rule (identical or blank frames)
+            self.without_motion.append(clip.name)
         if self.model_file.inputs == "faces":
             return np.stack([result.onset, result.apex]).astype(np.float16), result.onset
         return result.tensor, result.onset
@@ -134,6 +140,7 @@ class Predictor:
     def predict(self, clips: Sequence[ClipPair], progress: bool | None = None) -> np.ndarray:
         """(N, K) float32 class probabilities, rows in ``clips`` order; a bar when there are many clips."""
         show = len(clips) > 1 if progress is None else progress
+        self.without_motion = []
         tensors, onsets = [], []
         for clip in tqdm(clips, desc="predict", unit="clip", disable=not show):
             tensor, onset = self.flow_of(clip)
@@ -147,6 +154,10 @@ class Predictor:
             names = ", ".join(clips[i].name for i in bad[:3]) + (f", ... {len(bad)} in all" if len(bad) > 3 else "")
             raise ValueError(f"{self.model_file.path}: NaN or infinite probabilities for clip(s) {names}; nothing "
                              "was written")
+        if self.without_motion:
+            log.warning(
+                "no motion between onset and apex (largest flow under %g px, as the flow stage's 'no motion'): "
+                "the prediction rests on no movement for %s", flow.NO_MOTION_PX, _some(self.without_motion))
         return probs
 
 
@@ -159,6 +170,31 @@ def _one_opencv_thread() -> Iterator[None]:
         yield
     finally:
         cv2.setNumThreads(before)
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    """``a, b, c`` or ``a, b, c, ... 12 in all``, control characters escaped."""
+    text = ", ".join(printable(n) for n in names[:shown])
+    return text + (f", ... {len(names)} in all" if len(names) > shown else "")
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (ANSI escapes, newlines, ...) written as its Python escape, so
+    that names from a model file, sheet or folder cannot drive a terminal or split a CSV header."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+
+
+def check_labels(clips: Sequence[ClipPair], class_names: Sequence[str], model_path: str | Path) -> None:
+    """Refuse clips labelled with classes the model does not have (a sheet read with another class map): their
+    accuracy would be a meaningless 0. Names both lists."""
+    labels = sorted({c.label for c in clips if c.label is not None})
+    unknown = [label for label in labels if label not in class_names]
+    if unknown:
+        raise ValueError(
+            f"the coding sheet's classes {[printable(x) for x in labels]} are not the model's "
+            f"{[printable(x) for x in class_names]} ({model_path}): {[printable(x) for x in unknown]} are unknown to "
+            "it; read the sheet with the class map the model was fitted with (dataset.classes)"
+        )
 
 
 # ------------------------------------------------------------------------------------------------- clip sources
@@ -228,7 +264,7 @@ and sheets, so they may); such a cell is written with a leading ``'``."""
 
 def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
     """The predictions table as CSV, atomically (probabilities to 6 decimals; text cells that a spreadsheet
-    would run as a formula quoted with a leading ``'``)."""
+    would run as a formula quoted with a leading ``'``; control characters escaped, :func:`printable`)."""
     path = Path(path)
     safe = table.copy()
     for col in safe.columns:
@@ -240,6 +276,8 @@ def write_csv(path: str | Path, table: pd.DataFrame) -> Path:
 
 
 def _cell(value: object) -> object:
-    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_STARTS) else value
+    if not isinstance(value, str):
+        return value
+    return f"'{printable(value)}" if value.startswith(FORMULA_STARTS) else printable(value)
 
 

@@ -48,12 +48,13 @@ def save(path: Path, state: dict[str, Any]) -> None:
         else:
             old.unlink()
     chunks = []
-    for j, part in enumerate(_chunked(tensors)):
-        name = f"g{generation}-{j:04d}.pt"
-        torch.save(part, path / name)
-        chunks.append((name, len(part), (path / name).stat().st_size))
-    tmp = path / f".{INDEX}.tmp"
-    torch.save({"state": skeleton, "chunks": chunks}, tmp)
+    with atomic.writing(path):  # a full disk says so, naming the checkpoint and the free space
+        for j, part in enumerate(_chunked(tensors)):
+            name = f"g{generation}-{j:04d}.pt"
+            torch.save(part, path / name)
+            chunks.append((name, len(part), (path / name).stat().st_size))
+        tmp = path / f".{INDEX}.tmp"
+        torch.save({"state": skeleton, "chunks": chunks}, tmp)
     os.replace(tmp, path / INDEX)
 
 

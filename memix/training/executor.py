@@ -99,8 +99,7 @@ def _run_pool(
     ]
     running: dict[Future, tuple[int, int]] = {}
     queue = list(enumerate(groups))
-    relay = threading.Thread(target=_relay, args=(messages, progress), daemon=True)
-    relay.start()
+    relay = _Relay(messages, progress)
 
     def submit(i: int, group: Sequence[Unit], slot: int) -> None:
         running[pools[slot].submit(_train_reporting, job, group, slots[slot], i)] = (i, slot)
@@ -110,7 +109,8 @@ def _run_pool(
             if queue:
                 submit(*queue.pop(0), slot)
         while running:
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=_RELAY_POLL_S, return_when=FIRST_COMPLETED)
+            relay.check()
             for fut in finished:
                 i, slot = running.pop(fut)
                 try:
@@ -123,9 +123,10 @@ def _run_pool(
                 on_done(i, results)
                 if queue:
                     submit(*queue.pop(0), slot)
+        relay.stop()  # the last epochs' progress may still be on its way
+        relay.check()
     finally:
-        messages.put(None)
-        relay.join(timeout=5)
+        relay.stop()
         workers = [proc for pool in pools for proc in list((getattr(pool, "_processes", None) or {}).values())]
         for pool in pools:
             pool.shutdown(wait=False, cancel_futures=True)
@@ -139,10 +140,43 @@ _FLOWS: dict[tuple[str, str], flowset.FlowSet] = {}
 _MESSAGES: Any = None
 
 
-def _relay(messages: Any, progress: GroupProgressFn | None) -> None:
-    while (item := messages.get()) is not None:
-        if progress is not None:
-            progress(*item)
+_RELAY_POLL_S = 0.2
+"""How often the parent looks whether the relay failed while it waits for a group."""
+
+
+class _Relay:
+    """A thread of the parent that hands the workers' per-epoch progress to ``progress`` (the live view).
+
+    A failure there (DVCLive's disk is full) is kept for the parent's main thread, which raises it as the run's
+    error (:meth:`check`) and stops the workers: an exception left in the thread would print a traceback of its own
+    and let the run train on without its live view. The queue is still drained, so workers never block on it.
+    """
+
+    def __init__(self, messages: Any, progress: GroupProgressFn | None) -> None:
+        self.messages, self.progress = messages, progress
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (item := self.messages.get()) is not None:
+            if self.progress is None or self.error is not None:
+                continue
+            try:
+                self.progress(*item)
+            except BaseException as err:  # noqa: BLE001 - raised again in the main thread by check()
+                self.error = err
+
+    def check(self) -> None:
+        """Raise, in the caller's thread, what failed in the relay."""
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """Let the thread relay what is queued, then end it (once)."""
+        if self.thread.is_alive():
+            self.messages.put(None)
+            self.thread.join(timeout=5)
 
 
 def _train_reporting(job: GroupJob, group: Sequence[Unit], device: str, position: int) -> list[UnitResult]:

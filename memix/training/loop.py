@@ -105,7 +105,7 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
         self.model.dropout_generators = [s.gens["dropout"] for s in self.states]
         self.opt = GroupedAdam(
             self.model.parameters(), len(self.units), lr=tp.lr, weight_decay=tp.weight_decay,
-            decoupled=tp.optimizer == "adamw",
+            decoupled=tp.optimizer == "adamw", decay=self.model.decay_flags(),
         )
         self.forward = self.model
         self.loss_graph = self._loss

@@ -10,6 +10,9 @@ The update is torch's own fused Adam/AdamW kernel (``torch._fused_adam_`` / ``to
 whole group, one pass over weights, gradients and moments (the same memory traffic as ``Adam(fused=True)``), and each
 unit's result is bit for bit that of ``torch.optim.AdamW(fused=True)`` on its own weights. ``fused=False`` keeps the
 element-wise formulation that follows torch's foreach implementation term by term (about 16 ops per weight tensor).
+
+Weight decay applies to every parameter unless ``decay`` exempts some, as torch's param groups with
+``weight_decay=0`` do (e.g. STSTNet's release decays weights, not biases: ``decay_flags()`` of the grouped model).
 """
 
 from __future__ import annotations
@@ -36,8 +39,14 @@ class GroupedAdam:
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
         fused: bool = True,
+        decay: Sequence[bool] | None = None,
     ) -> None:
+        params = list(params)
+        flags = [True] * len(params) if decay is None else list(decay)
+        if len(flags) != len(params):
+            raise ValueError(f"decay needs one flag per parameter ({len(params)}), got {len(flags)}")
         self.params = [p for p in params if p.requires_grad]
+        self.decay = [f for p, f in zip(params, flags, strict=True) if p.requires_grad]
         for p in self.params:
             if p.shape[0] != units:
                 raise ValueError(f"every parameter needs a leading unit axis of {units}, got shape {tuple(p.shape)}")
@@ -79,13 +88,13 @@ class GroupedAdam:
         bc2_sqrt = [math.sqrt(1 - beta2 ** max(s, 1)) for s in self.steps]
         step_size = upload(torch.tensor([self.lr / b for b in bc1]), device)
         bc2_sqrt_t = upload(torch.tensor(bc2_sqrt), device)
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq, strict=True):
+        for p, m, v, decays in zip(self.params, self.exp_avg, self.exp_avg_sq, self.decay, strict=True):
             if p.grad is None:  # as torch: a parameter without a gradient is left alone
                 continue
             grad = p.grad
             shape = (-1,) + (1,) * (p.ndim - 1)
             keep = mask.view(shape)
-            if self.weight_decay:
+            if self.weight_decay and decays:
                 if self.decoupled:
                     new_p = p * (1 - self.lr * self.weight_decay)
                 else:
@@ -110,17 +119,22 @@ class GroupedAdam:
         grads = [self.params[i].grad.unbind(0) for i in with_grad]
         steps = self._step_counts.unbind(0)
         weights, avgs, avg_sqs = self._unit_views
-        lists: tuple[list[torch.Tensor], ...] = ([], [], [], [], [])
-        for g in on:
-            for k, i in enumerate(with_grad):
-                lists[0].append(weights[g][i])
-                lists[1].append(grads[k][g])
-                lists[2].append(avgs[g][i])
-                lists[3].append(avg_sqs[g][i])
-                lists[4].append(steps[g])
         kernel = torch._fused_adamw_ if self.decoupled else torch._fused_adam_
-        kernel(*lists[:4], [], lists[4], lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
-               weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
+        for decays in (True, False):  # one kernel call per weight decay (one in all when nothing is exempt)
+            lists: tuple[list[torch.Tensor], ...] = ([], [], [], [], [])
+            for g in on:
+                for k, i in enumerate(with_grad):
+                    if self.decay[i] != decays:
+                        continue
+                    lists[0].append(weights[g][i])
+                    lists[1].append(grads[k][g])
+                    lists[2].append(avgs[g][i])
+                    lists[3].append(avg_sqs[g][i])
+                    lists[4].append(steps[g])
+            if lists[0]:
+                kernel(*lists[:4], [], lists[4], lr=self.lr, beta1=self.betas[0], beta2=self.betas[1],
+                       weight_decay=self.weight_decay if decays else 0.0, eps=self.eps, amsgrad=False,
+                       maximize=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {

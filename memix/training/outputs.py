@@ -126,12 +126,15 @@ def write_live(live_dir: Path, curves: pd.DataFrame, seeds: Sequence[int], into:
 
 @contextlib.contextmanager
 def _writing(path: Path) -> Iterator[None]:
-    """DVCLive's own failures (a full disk shows as sqlite3.OperationalError from its state) as an error naming
-    the folder it was writing."""
+    """DVCLive's own failures as an error naming the folder it was writing: a full disk (an OSError without a
+    file name, or sqlite3's ``database or disk is full`` from its state) as :class:`memix.io.atomic.DiskFullError`."""
     try:
         yield
     except (sqlite3.Error, OSError) as err:
-        raise OSError(f"{path}: DVCLive could not write its logs ({type(err).__name__}: {err})") from err
+        doing = "DVCLive could not write its logs"
+        if atomic.is_disk_full(err):
+            raise atomic.disk_full(err, path, doing) from err
+        raise OSError(f"{path}: {doing} ({type(err).__name__}: {err})") from err
 
 
 def _live(path: Path) -> Any:
@@ -156,6 +159,7 @@ class LiveLog:
         self.seeds = list(seeds)
         self._epochs: dict[tuple[int, int], dict[int, dict[str, float]]] = defaultdict(dict)
         self._runs: dict[int, Any] = {}
+        self._failed = False  # a write failed: the run stops with that error, and close() adds no second one
         self.on_update: Callable[[str], None] | None = None
 
     def progress(self, groups: Sequence[Sequence[Unit]]) -> Callable[[int, int, list[dict[str, float]]], None]:
@@ -177,7 +181,7 @@ class LiveLog:
         }
         if all(s["test_correct"] is not None for s in stats):
             values["test_accuracy"] = sum(s["test_correct"] for s in stats) / sum(s["n_test"] for s in stats)
-        with _writing(self.live_dir / f"seed{seed}"):
+        with self._failing(), _writing(self.live_dir / f"seed{seed}"):
             if seed not in self._runs:
                 self._runs[seed] = _live(self.live_dir / f"seed{seed}")
             live = self._runs[seed]
@@ -189,7 +193,21 @@ class LiveLog:
             shown = ", ".join(f"{k} {v:.3f}" for k, v in values.items())
             self.on_update(f"seed {seed} epoch {epoch}/{self.epochs}: {shown}")
 
+    @contextlib.contextmanager
+    def _failing(self) -> Iterator[None]:
+        """Remember that a write of the live view failed, for :meth:`close`."""
+        try:
+            yield
+        except BaseException:
+            self._failed = True
+            raise
+
     def close(self) -> None:
-        for live in self._runs.values():
-            live.end()
-        self._runs.clear()
+        """End each DVCLive run. After a failed write (a full disk) the run is failing with that error already:
+        ending would fail again and hide it, and the live view is rewritten whole when a run completes."""
+        runs, self._runs = dict(self._runs), {}
+        if self._failed:
+            return
+        for seed, live in runs.items():
+            with self._failing(), _writing(self.live_dir / f"seed{seed}"):
+                live.end()

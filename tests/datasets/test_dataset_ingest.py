@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
+from test_frames_strict import JPEG_DAMAGE  # this folder's: one damaged JPEG per kind libjpeg reports
 
 from memix.config import DatasetParams
 from memix.datasets import ingest
@@ -511,3 +513,38 @@ def test_truncated_frame_is_dropped_and_reported_under_on_bad_frame_skip(casme_r
     (drop,) = [d for d in report["dropped"] if d["clip"] == "sub01/EP01_01"]
     assert drop["row"] == 2 and drop["file"] == apex.as_posix() and "on_bad_frame: skip" in drop["reason"]
     assert report["on_bad_frame"] == "skip"
+
+
+@pytest.mark.parametrize("kind", list(JPEG_DAMAGE))
+def test_each_kind_of_damaged_apex_jpeg_stops_ingest_or_is_listed_under_on_bad_frame_skip(
+    casme_root: Path, tmp_path: Path, kind: str
+) -> None:
+    """Damage OpenCV decodes with only libjpeg's warning (the issue's 64 inverted bytes among them) never reaches the
+    clip index: the error names row, field, file and libjpeg's message; ``skip`` lists the clip with them."""
+    make, said, _ = JPEG_DAMAGE[kind]
+    apex = casme_root / "sub01" / "EP01_01" / "img10.jpg"
+    apex.write_bytes(make())
+    with pytest.raises(ValueError) as info:
+        ingest.run(_params(casme_root), tmp_path / "out")
+    for needle in ("row 2", "field ApexFrame", f"damaged JPEG {apex}", "on_bad_frame"):
+        assert needle in str(info.value), (needle, str(info.value))
+    assert re.search(said, str(info.value))
+    df = ingest.run(_params(casme_root, on_bad_frame="skip"), tmp_path / "skip")
+    assert "sub01/EP01_01" not in set(df["clip_id"]) and len(df) == 4
+    (drop,) = [d for d in _report(tmp_path / "skip")["dropped"] if d["clip"] == "sub01/EP01_01"]
+    assert drop["file"] == apex.as_posix() and re.search(said, drop["reason"])
+    assert "on_bad_frame: skip" in drop["reason"]
+
+
+def test_max_frame_side_bounds_the_longer_side_of_every_onset_and_apex_frame(casme_root: Path, tmp_path: Path) -> None:
+    """A 40 x 20 px apex under ``max_frame_side: 32``: refused undecoded (its longer side is over the bound, its
+    shorter side is not), naming the file; ``skip`` lists the clip."""
+    apex = casme_root / "sub01" / "EP01_01" / "img10.jpg"
+    assert cv2.imwrite(str(apex), np.full((20, 40), 128, np.uint8))
+    _assert_fails(_params(casme_root, max_frame_side=32), tmp_path / "out", "row 2", "field ApexFrame", str(apex),
+                  "40 x 20 px, larger than 32 px a side (dataset.max_frame_side)")  # fmt: skip
+    df = ingest.run(_params(casme_root, max_frame_side=32, on_bad_frame="skip"), tmp_path / "skip")
+    assert "sub01/EP01_01" not in set(df["clip_id"]) and len(df) == 4
+    (drop,) = [d for d in _report(tmp_path / "skip")["dropped"] if d["clip"] == "sub01/EP01_01"]
+    assert drop["file"] == apex.as_posix() and "dataset.max_frame_side" in drop["reason"]
+    assert len(ingest.run(_params(casme_root, max_frame_side=40), tmp_path / "fits")) == 5  # 40 px a side is allowed

@@ -134,9 +134,15 @@ def test_oracle_f1_selection_is_its_own_when_it_differs_from_accuracy():
     assert epochs(selection.select_oracle(preds, "f1")) == {0: [2], 1: [2]}
 
 
-def test_oracle_ties_go_to_the_earliest_epoch_and_bad_criteria_are_refused():
+def test_oracle_ties_as_the_release_accuracy_earliest_f1_latest_and_bad_criteria_are_refused():
+    """Both epochs score Acc 1/2 and F1 1/3: the release's ``>`` keeps epoch 1 for accuracy, its ``>=`` epoch 2
+    for F1; a subject whose F1 is 0 in every epoch keeps its last epoch."""
     rows = _rows(0, 0, "s01", 1, [0, 1], [0, 0]) + _rows(0, 0, "s01", 2, [0, 1], [1, 1])
-    assert selection.select_oracle(pd.DataFrame(rows), "accuracy")["epoch"].unique().tolist() == [1]
+    rows += [r for e in (1, 2, 3) for r in _rows(0, 1, "s02", e, [0, 0], [1, 1])]
+    chosen = {by: selection.select_oracle(pd.DataFrame(rows), by).groupby("fold")["epoch"].unique().map(list)
+              for by in ("accuracy", "f1")}
+    assert chosen["accuracy"].to_dict() == {0: [1], 1: [1]}
+    assert chosen["f1"].to_dict() == {0: [2], 1: [3]}
     with pytest.raises(ValueError, match="valid: accuracy, f1"):
         selection.select_oracle(pd.DataFrame(rows), "uar")
 

@@ -3,6 +3,7 @@ rules, intervals against the reference, parameter counts beside the release, and
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from flowsets import make_flow_set
 
 from memix.config import parse_params
 from memix.evaluation import arch_runs, models_table
-from memix.models.published import PUBLISHED_TABLE
+from memix.models import registry
+from memix.models.published import NOT_FOUND, PUBLISHED_TABLE, Label
 
 RUNS = {
     "ststnet": {"model": {"name": "ststnet"}, "train": {"epochs": 2, "batch_size": 4}, "methods": ["none", "mixup"]},
@@ -84,9 +86,47 @@ def test_the_markdown_names_every_network_and_the_reference(trained, tmp_path: P
     assert out.with_suffix(".json").is_file()
 
 
+def test_every_published_row_carries_its_label_from_its_source_in_json_and_markdown(trained) -> None:
+    params, root = trained
+    content = models_table.build(params, root)
+    text = models_table.render_markdown(content)
+    fields = [f.name for f in dataclasses.fields(Label)]
+    for pub, row in zip(PUBLISHED_TABLE, content["rows"], strict=False):
+        label = {f: row["published"][f] for f in fields}
+        assert all(label.values()), f"{pub.network}: {label}"
+        if pub.built is not None and registry.is_architecture(pub.built):  # the module's own PUBLISHED, not a copy
+            module = registry.architecture(pub.built).module.PUBLISHED
+            assert label == {f: str(module[f]) for f in fields}
+        else:
+            assert label == dataclasses.asdict(pub.label)
+        assert Label(**label).text() in text  # in the Markdown too, trained or not
+    by_name = {r["network"]: r["published"] for r in content["rows"]}
+    assert "SAMM (3-class)" in by_name["MixMeFormer"]["dataset"] and "line 21" in by_name["MixMeFormer"]["source"]
+    assert by_name["STSTNet"]["metric"].startswith("UAR / UF1") and "Table III" in by_name["STSTNet"]["source"]
+    for unread in ("AU-GACN", "MiMANet", "MERSiamC3D", "MAPNet", "FRL-DGT", "MMNet", "AMAN"):
+        assert by_name[unread]["source"].startswith(NOT_FOUND), unread
+
+
 def test_with_no_runs_the_table_lists_the_published_figures(tmp_path: Path) -> None:
     (tmp_path / "arch").mkdir()
     content = models_table.build(_params({}, None), tmp_path / "arch")
     assert content["reference"] is None and not any(r["trained"] for r in content["rows"])
     text = models_table.render_markdown(content)
     assert "No architecture was trained" in text and "90.22 / 0.8391" in text
+
+
+def test_the_arch_stage_ends_with_its_one_line_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import yaml
+    from diskfull import stage_main
+
+    from memix.config import dump_params
+
+    flow = make_flow_set(tmp_path / "flow")
+    params = _params({"ststnet": RUNS["ststnet"]}, {"run": "ststnet", "method": "none"})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(dump_params(params), sort_keys=False))
+    out = tmp_path / "arch" / "ststnet"
+    assert stage_main("arch")(["--params", str(path), "--run", "ststnet", "--flow", str(flow), "--out", str(out),
+                               "--arch-params", str(tmp_path / "none")]) == 0
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("arch ststnet: ")]
+    assert len(lines) == 1 and "No mixing: seeds 0 x 4 folds, 20 clips, 2 epochs" in lines[0] and "Mixup: " in lines[0]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import pickle
+import re
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -106,7 +109,7 @@ def test_replacing_a_folder_keeps_dvcs_gitignore(tmp_path: Path) -> None:
     assert (target / ".gitignore").read_text() == "/other\n"
 
 
-@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG])
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EFBIG, errno.EDQUOT])
 def test_a_full_disk_names_the_output_and_leaves_nothing(tmp_path: Path, monkeypatch, code: int) -> None:
     def full(self, data):  # what a write to a full disk raises: the errno, but no file name
         raise OSError(code, os.strerror(code))
@@ -157,6 +160,35 @@ def test_an_existing_foreign_folder_is_refused_and_kept(tmp_path: Path, owned) -
     assert ran == []  # refused before the caller wrote anything
     assert (target / "thesis.tex").read_text() == "years of work"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
+@pytest.mark.parametrize("earlier", [False, True])
+@pytest.mark.parametrize("holds", [[], ["notes.txt"], ["manifest.json"]])
+def test_a_folder_that_appears_while_the_output_is_built_is_kept(tmp_path: Path, earlier: bool, holds) -> None:
+    """Another process makes a folder at the output path (or puts its own in place of the earlier output) while the
+    output is built: it is not this writer's earlier output, even empty or with the marker file, so the swap
+    refuses naming the path, keeps the folder as it is and swaps in none of the set."""
+    owned = atomic.owned_if_holds("manifest.json")
+    target, other = tmp_path / "flow", tmp_path / "montage.png"
+    other.write_text("old montage")
+    if earlier:
+        target.mkdir()
+        (target / "manifest.json").write_text("{}")
+    with pytest.raises(atomic.OutputFolderError, match=rf"{target}: a folder appeared there") as info:
+        with atomic.atomic_paths(other, target, owned=owned) as (png, tmp):
+            png.write_text("new montage")
+            tmp.mkdir()
+            (tmp / "manifest.json").write_text('{"new": 1}')
+            if earlier:
+                shutil.rmtree(target)
+            target.mkdir()
+            for name in holds:
+                (target / name).write_text("theirs")
+    assert ".tmp" not in str(info.value)
+    assert sorted(p.name for p in target.iterdir()) == holds
+    assert all((target / name).read_text() == "theirs" for name in holds)
+    assert other.read_text() == "old montage"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flow", "montage.png"]  # no temp folder left
 
 
 def test_an_existing_file_is_replaced(tmp_path: Path) -> None:
@@ -212,12 +244,16 @@ def test_all_outputs_are_swapped_in_together(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.txt", "c"]
 
 
-def test_a_native_writer_failure_names_the_output_and_free_space(tmp_path: Path) -> None:
+@pytest.mark.parametrize("said", [
+    "basic_ios::clear: iostream error",
+    "[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534",  # torch.save's
+])
+def test_a_native_writer_failure_names_the_output_and_free_space(tmp_path: Path, said: str) -> None:
     """A C++ stream failure says only `basic_ios::clear: iostream error`; the error must name what was written."""
-    with pytest.raises(OSError, match=r"flow: could not be written .*iostream error.* MiB free on "):
+    with pytest.raises(OSError, match=rf"flow: could not be written .*{re.escape(said)}.* MiB free on "):
         with atomic.atomic_path(tmp_path / "flow") as tmp:
             tmp.mkdir()
-            raise RuntimeError("basic_ios::clear: iostream error")
+            raise RuntimeError(said)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -234,3 +270,43 @@ def test_an_error_inside_the_second_output_names_that_output(tmp_path: Path) -> 
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(png))
     assert str(tmp_path / "montage.png") in str(info.value) and ".tmp" not in str(info.value)
     assert "MiB free" in str(info.value) and list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------------------ a full disk
+@pytest.mark.parametrize(("err", "full"), [
+    (OSError(errno.ENOSPC, "No space left on device"), True),
+    (OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+    (OSError(errno.EFBIG, "File too large"), True),
+    (OSError("1128960 requested and 688064 written"), True),  # numpy's short write
+    (OSError("Error writing bytes to file. Detail: [errno 28] No space left on device"), True),  # pyarrow's
+    (sqlite3.OperationalError("database or disk is full"), True),  # DVCLive's state
+    (OSError(errno.EIO, "Input/output error"), False),
+    (ValueError("frame file too large"), False),
+])
+def test_one_place_says_what_a_full_disk_is(err: BaseException, full: bool) -> None:
+    assert atomic.is_disk_full(err) is full
+
+
+def test_a_nested_writers_full_disk_names_the_output_with_one_free_space_clause(tmp_path: Path) -> None:
+    """A writer inside a writer (a table inside a set of outputs, a shard folder inside the flow stage's pair):
+    the error names the file at its final place and the free space on its folder, once."""
+    with pytest.raises(atomic.DiskFullError) as info:
+        with atomic.atomic_paths(tmp_path / "out" / "table.md", tmp_path / "out" / "fig.png") as (md, png):
+            with atomic.atomic_path(md) as inner:
+                inner.write_text("half")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    text = str(info.value)
+    assert text == f"{tmp_path / 'out' / 'table.md'}: the disk is full (No space left on device){info.value.free}"
+    assert info.value.free.endswith(f"MiB free on {tmp_path / 'out'}") and text.count("MiB free") == 1
+    assert info.value.errno == errno.ENOSPC and ".tmp" not in text
+    assert pickle.loads(pickle.dumps(info.value)).args == info.value.args  # it crosses from worker processes
+
+
+def test_a_temp_folder_that_cannot_be_made_names_the_output(tmp_path: Path, monkeypatch) -> None:
+    def full_mkdtemp(prefix: str, suffix: str, dir: Path) -> str:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(Path(dir) / f"{prefix}abcd1234{suffix}"))
+
+    monkeypatch.setattr(tempfile, "mkdtemp", full_mkdtemp)
+    with pytest.raises(atomic.DiskFullError, match=rf"^{tmp_path / 'curves.csv'}: the disk is full") as info:
+        atomic.write_text(tmp_path / "curves.csv", "x")
+    assert ".tmp" not in str(info.value)

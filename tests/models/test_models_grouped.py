@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from memix import models
 from memix.config import ModelParams
 from memix.mixing.base import ManifoldPlan
 from memix.models.grouped import GroupedFlowModel, GroupManifold
+from memix.models.grouped_net import GroupedNetModel
 
 TINY = ModelParams(patch_size=4, embed_dim=24, depth=2, num_heads=3)
 
@@ -75,3 +77,92 @@ def test_unsupported_vits_are_refused_with_the_reason() -> None:
     member.vit.blocks[0].attn.q_norm = torch.nn.LayerNorm(8)
     with pytest.raises(ValueError, match="fold-batched training supports timm ViTs with.*q/k norm"):
         GroupedFlowModel([member])
+
+
+# ------------------------------------------------------------------------------ partial batches, batch norm
+# A partial batch is padded to the group's B rows; batch norm (STSTNet's streams, MMNet's body, the MixMeFormer face
+# stream) must see only a unit's real rows. The reference is the plain network run on just those rows in train
+# mode: its outputs, its running statistics after the step and its gradients. Padding rows hold large values, so
+# that statistics taken over them could not pass for the real ones.
+def _padded(shape: tuple[int, ...], rows: list[int], seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g)
+    for u, n in enumerate(rows):
+        x[u, n:] = 50.0 + 100.0 * torch.randn(x[u, n:].shape, generator=g)
+    return x
+
+
+def _assert_unit_matches_plain(grouped, out, member, x_real, loss_real, g, params, buffers, **kw) -> None:
+    """Unit g of the grouped step equals ``member`` stepped alone on the real rows (outputs, buffers, grads)."""
+    ref = member(x_real, **kw)
+    n = x_real.shape[0]
+    torch.testing.assert_close(out[g, :n], ref, atol=1e-5, rtol=1e-5)
+    loss_real(ref).backward()
+    for name, stacked in buffers:
+        torch.testing.assert_close(stacked[g], dict(member.named_buffers())[name], atol=1e-6, rtol=1e-5, msg=name)
+    for name, stacked in params:
+        p = dict(member.named_parameters())[name]
+        assert p.grad is not None and stacked.grad is not None, name
+        torch.testing.assert_close(stacked.grad[g], p.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def _loss(out: torch.Tensor, rows: list[int]) -> torch.Tensor:
+    """Cross-entropy summed over the real rows (targets row % K), as the trainer's loss reads only those."""
+    return sum((F.cross_entropy(out[g, :n], torch.arange(n) % out.shape[-1], reduction="sum")
+                for g, n in enumerate(rows) if n), out.new_zeros(()))  # fmt: skip
+
+
+NETS = {
+    # STSTNet: batch norm in each of the three streams (dropout off here: batch norm is the point)
+    "ststnet": (ModelParams(name="ststnet", options={"drop_rate": 0.0}), 3, 28, [6, 3, 0]),
+    # MMNet: batch norm in its residual body and attention blocks, on onset|apex faces
+    "mmnet": (ModelParams(name="mmnet", options={"img_size": 16, "pos_depth": 1}), 2, 16, [4, 2]),
+}
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_grouped_net_on_a_partial_batch_equals_the_plain_net_on_the_real_rows(name: str) -> None:
+    params, in_chans, side, rows = NETS[name]
+    members = []
+    for seed in range(len(rows)):
+        torch.manual_seed(seed)
+        members.append(models.build(params, in_chans=in_chans, num_classes=3, img_size=side).train())
+    initial = [{k: v.clone() for k, v in m.named_buffers()} for m in members]
+    grouped = GroupedNetModel(members).train()
+    grouped.dropout_generators = [torch.Generator().manual_seed(g) for g in range(len(rows))]
+    x = _padded((len(rows), max(rows), in_chans, side, side), rows, seed=1)
+    out = grouped(x, rows=rows)
+    _loss(out, rows).backward()
+    params_ = [(n, grouped.weights[n.replace(".", "__")]) for n, _ in members[0].named_parameters()]
+    buffers = [(n, getattr(grouped, "buf_" + n.replace(".", "__"))) for n, _ in members[0].named_buffers()]
+    assert any("running_mean" in n for n, _ in buffers)
+    for g, n in enumerate(rows):
+        if n == 0:  # a unit sitting the step out: no logits, its statistics and weights untouched
+            assert not out[g].any()
+            for bname, stacked in buffers:
+                torch.testing.assert_close(stacked[g], initial[g][bname], atol=0, rtol=0, msg=bname)
+            assert all(not stacked.grad[g].any() for _, stacked in params_)
+            continue
+        assert not out[g, n:].any()  # padding rows give no logits
+        _assert_unit_matches_plain(grouped, out, members[g], x[g, :n], lambda r, n=n: _loss(r[None], [n]), g,
+                                   params_, buffers)  # fmt: skip
+
+
+def test_grouped_face_stream_on_a_partial_batch_equals_the_plain_model_on_the_real_rows() -> None:
+    rows = [5, 3]
+    members = [m.train() for m in _members(TINY.model_copy(update={"face_stream": True}), len(rows))]
+    grouped = GroupedFlowModel(members).train()
+    x = _padded((2, 5, 3, 16, 16), rows, seed=2)
+    face = torch.rand((2, 5, 1, 32, 32), generator=torch.Generator().manual_seed(3)) * 0.5
+    face[1, rows[1] :] = 1.0  # padding faces (in the face's [0, 1] range): white, unlike the real ones
+    out = grouped(x, face=face, rows=rows)
+    _loss(out, rows).backward()
+    template = grouped.face_template
+    params_ = [(f"vit.{n}", grouped.w(n)) for n, _ in members[0].vit.named_parameters()]
+    params_ += [(f"face.{n}", grouped.face_weights[n.replace(".", "__")]) for n, _ in template.named_parameters()]
+    buffers = [(f"face.{n}", getattr(grouped, "face_buf_" + n.replace(".", "__"))) for n, _ in
+               template.named_buffers()]  # fmt: skip
+    assert any("running_var" in n for n, _ in buffers)
+    for g, n in enumerate(rows):
+        _assert_unit_matches_plain(grouped, out, members[g], x[g, :n], lambda r, n=n: _loss(r[None], [n]), g,
+                                   params_, buffers, face=face[g, :n])  # fmt: skip

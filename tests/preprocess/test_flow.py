@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import cv2
@@ -11,6 +13,7 @@ import pandas as pd
 import pytest
 from skimage import data
 
+from memix import log
 from memix.config import FlowParams
 from memix.io import flowset, shards
 from memix.preprocess import flow, optical_flow
@@ -248,10 +251,12 @@ def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def test_run_writes_the_flow_contract(faces_dir, tmp_path) -> None:
+def test_run_writes_the_flow_contract(faces_dir, tmp_path, caplog) -> None:
     faces, shifts = faces_dir
     out, png = tmp_path / "flow", tmp_path / "reports" / "flow_montage.png"
-    flow.run(_params(workers=1), faces, out, png)
+    with caplog.at_level(logging.WARNING, logger="memix"):
+        flow.run(_params(workers=1), faces, out, png)
+    assert not caplog.records  # no clip listed in report.json: no warning
     index, arrays = shards.load(out)
     n = len(shifts)
     assert arrays["flow"].shape == (n, 3, SIZE, SIZE) and arrays["flow"].dtype == np.float16
@@ -370,7 +375,7 @@ def _unusual_faces(out_dir: Path) -> list[str]:
     return [r["clip_id"] for r in rows]
 
 
-def test_report_lists_clips_without_motion_or_far_outside_the_range(tmp_path) -> None:
+def test_report_lists_clips_without_motion_or_far_outside_the_range(tmp_path, caplog) -> None:
     ids = _unusual_faces(tmp_path / "faces")
     flow.run(_params(workers=1), tmp_path / "faces", tmp_path / "keep", tmp_path / "keep.png")
     report = json.loads((tmp_path / "keep" / flow.REPORT_FILE).read_text())
@@ -381,7 +386,9 @@ def test_report_lists_clips_without_motion_or_far_outside_the_range(tmp_path) ->
     kept = flowset.read(tmp_path / "keep")
     assert kept.index["clip_id"].tolist() == ids  # listed, not dropped
 
-    flow.run(_params(workers=1, on_outlier="drop"), tmp_path / "faces", tmp_path / "drop", tmp_path / "drop.png")
+    with caplog.at_level(logging.WARNING, logger="memix"):
+        flow.run(_params(workers=1, on_outlier="drop"), tmp_path / "faces", tmp_path / "drop", tmp_path / "drop.png")
+    assert "2 of 9 clips" in caplog.text and "left out (flow.on_outlier: drop)" in caplog.text
     dropped = flowset.read(tmp_path / "drop")
     rest = [i for i in range(9) if i not in (2, 5)]
     assert dropped.index["clip_id"].tolist() == [ids[i] for i in rest]
@@ -391,6 +398,21 @@ def test_report_lists_clips_without_motion_or_far_outside_the_range(tmp_path) ->
     np.testing.assert_allclose(stats["mean"], flowset.channel_stats(kept.index.iloc[rest], kept.channels)[0])
     assert json.loads((tmp_path / "drop" / flow.REPORT_FILE).read_text())["n_dropped"] == 2
     assert (tmp_path / "drop.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_listed_clips_are_named_on_stderr_in_the_stage_s_last_line(tmp_path, capsys, monkeypatch) -> None:
+    """An apex decoded half grey gives a flow 20-30 x the median: the stage ends saying so, naming the clips,
+    so that it is seen without opening report.json."""
+    ids = _unusual_faces(tmp_path / "faces")
+    monkeypatch.delenv("MEMIX_DEBUG", raising=False)
+    out = tmp_path / "flow"
+    faces, png = tmp_path / "faces", tmp_path / "flow.png"
+    assert log.run_reporting("stage flow", lambda: flow.run(_params(workers=1), faces, out, png)) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("warning: flow: 2 of 9 clips without motion or with a largest flow over 8 x the median")
+    assert f"{ids[2]} (no motion)" in last and re.search(rf"{ids[5]} \(outlier, \d+\.\d x the median\)", last)
+    assert "kept (flow.on_outlier: keep)" in last and last.endswith(f"see {out / flow.REPORT_FILE}")
+    assert not [clip for i, clip in enumerate(ids) if clip in last and i not in (2, 5)]
 
 
 def _listed(folder: Path) -> set[str]:

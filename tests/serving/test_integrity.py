@@ -105,6 +105,22 @@ def test_a_nan_weight_is_refused(
     assert "predicted" not in captured.out and not out.exists()
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")], ids=["+inf", "-inf"])
+def test_an_infinite_weight_is_refused_on_load_and_on_write(fitted: Fitted, tmp_path: Path, value: float) -> None:
+    def infinite(t: torch.Tensor) -> None:
+        t.view(-1)[0] = value
+
+    model = _with_weights(fitted, tmp_path / "inf.pt", infinite, rehash=True)  # the checksum matches: only the value
+    with pytest.raises(ValueError, match="NaN or infinite weights") as info:
+        modelfile.load(model)
+    assert str(model) in str(info.value)
+    contents = dict(torch.load(model, map_location="cpu", weights_only=True))
+    out = tmp_path / "models" / "memix.pt"
+    with pytest.raises(ValueError, match="not written: the model has NaN or infinite weights"):
+        modelfile.write(out, contents)
+    assert not out.exists()
+
+
 def test_a_model_with_a_nan_weight_is_not_written(fitted: Fitted, tmp_path: Path) -> None:
     contents = dict(torch.load(fitted.model_path, map_location="cpu", weights_only=True))
     contents["state_dict"] = {k: v.clone() for k, v in contents["state_dict"].items()}

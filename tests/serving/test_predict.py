@@ -118,7 +118,7 @@ def test_a_bad_image_is_an_error_naming_it_and_nothing_is_written(
     out = tmp_path / "pred.csv"
     assert _predict(fitted, "--clips", str(folder), "--out", str(out)) == 1
     err = capsys.readouterr().err
-    expected = {"no face": f"no face found in its {frame} frame", "unreadable": "cannot decode", "truncated": "damaged"}
+    expected = {"no face": f"no face found in its {frame} frame", "unreadable": "damaged JPEG", "truncated": "damaged"}
     assert str(bad) in err and expected[damage] in err
     assert not out.exists() and not list(tmp_path.glob(".pred.csv*"))
 
@@ -156,3 +156,56 @@ def test_a_clip_folder_without_its_apex_is_named(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no clip folders"):
         predict.clips_in_folder(tmp_path / "empty")
+
+
+def test_a_sheet_read_with_other_classes_is_refused_naming_both_lists(
+    fitted: Fitted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 5-class model against the same sheet read with the 3-class map: refused before any clip is scored,
+    rather than an accuracy of 0 against labels the model cannot give."""
+    import yaml
+
+    settings = yaml.safe_load(fitted.params_path.read_text())
+    settings["dataset"]["classes"] = "3class"
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(settings))
+    out = tmp_path / "pred.csv"
+    assert main(["--params", str(params_path), "predict", "--model", str(fitted.model_path), "--face-model",
+                 str(fitted.face_model), "--device", "cpu", "--dataset", str(fitted.dataset_root),
+                 "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "are not the model's" in err and str(fitted.model_path) in err
+    assert "'negative'" in err and all(f"'{name}'" in err for name in fitted.data.class_names)
+    assert not out.exists()
+
+
+def test_onset_and_apex_without_motion_are_said(
+    fitted: Fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clips = predict.clips_in_dataset(fitted.params.dataset)
+    monkeypatch.chdir(tmp_path)
+    assert main(["predict", "--model", str(fitted.model_path), "--face-model", str(fitted.face_model),
+                 "--onset", str(clips[0].onset), "--apex", str(clips[0].onset)]) == 0
+    err = capsys.readouterr().err
+    assert "no motion between onset and apex" in err and clips[0].onset.name in err
+    assert main(["predict", "--model", str(fitted.model_path), "--face-model", str(fitted.face_model),
+                 "--onset", str(clips[0].onset), "--apex", str(clips[0].apex)]) == 0
+    assert "no motion" not in capsys.readouterr().err  # a clip that moves is not flagged
+
+
+def test_control_characters_in_a_model_files_class_names_are_escaped(
+    fitted: Fitted, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    contents = torch.load(fitted.model_path, weights_only=False)
+    contents["class_names"] = ["\x1b[2J\x1b[31mhappiness", *contents["class_names"][1:]]
+    evil = modelfile.write(tmp_path / "evil.pt", {k: v for k, v in contents.items() if k != "state_dict_sha256"})
+    clip = predict.clips_in_dataset(fitted.params.dataset)[0]
+    monkeypatch.chdir(tmp_path)
+    base = ["predict", "--model", str(evil), "--face-model", str(fitted.face_model)]
+    assert main([*base, "--onset", str(clip.onset), "--apex", str(clip.apex)]) == 0
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\\x1b[2J\\x1b[31mhappiness" in printed
+    folder = _clip_folder(fitted, tmp_path / "clips", [clip.name])
+    assert main([*base, "--clips", str(folder), "--out", str(tmp_path / "p.csv")]) == 0
+    header = (tmp_path / "p.csv").read_text().splitlines()[0]
+    assert "\x1b" not in header and "prob_\\x1b[2J\\x1b[31mhappiness" in header

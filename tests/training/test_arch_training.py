@@ -48,3 +48,24 @@ def test_a_unit_trains_to_the_same_bytes_grouped_or_alone(request, name, method)
         assert torch.equal(together.probs, alone.probs)
         assert torch.isfinite(alone.probs).all()
     assert not torch.equal(grouped[0].probs, grouped[2].probs)  # different folds, different models
+
+
+def test_ststnet_trains_without_weight_decay_on_its_biases(data):
+    """The trainer hands the optimizer STSTNet's exemptions: after a step with zero gradients only the decayed
+    tensors move (coupled L2 makes their gradient weight_decay * w), the convolution and classifier biases do not."""
+    params = parse_params({
+        "model": {"name": "ststnet"}, "train": {"epochs": 1, "batch_size": 4, "device": "cpu", "threads": 1,
+                                                "optimizer": "adam", "weight_decay": 0.5},
+        "compare": {"methods": ["none"], "baseline": "none"}, "fit": {"methods": ["none"]},
+    })
+    trainer = loop.GroupTrainer(params, "none", [loop.Unit(0, make_folds(data.index)[0])], data, CPU)
+    names = list(trainer.model._param_names)
+    with torch.no_grad():
+        for p in trainer.model.parameters():
+            p.fill_(1.0)  # no zero weight (batch norm's offset starts at 0), so every decayed tensor moves
+            p.grad = torch.zeros_like(p)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.opt.step([True])
+    moved = {n for n, p, b in zip(names, trainer.model.parameters(), before, strict=True) if not torch.equal(p, b)}
+    exempt = {f"net.{n}" for n in trainer.model._template[0].net.no_weight_decay()}
+    assert moved == set(names) - exempt and exempt

@@ -98,3 +98,21 @@ def test_a_damaged_chunk_is_named(tmp_path):
     chunk.write_bytes(chunk.read_bytes()[:100])
     with pytest.raises(ValueError, match=rf"{chunk.name}: checkpoint chunk missing or truncated.*--restart"):
         checkpoint.load(path)
+
+
+@pytest.mark.parametrize(("failure", "said"), [
+    (OSError(28, "No space left on device"), "the disk is full (No space left on device)"),
+    (RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file data/2: "
+                  "file write failed"), "could not be written"),
+])
+def test_a_group_checkpoint_on_a_full_disk_names_it_and_the_free_space(tmp_path, monkeypatch, failure, said):
+    """A training worker's in-place checkpoint save (no temp path) says what failed, naming the checkpoint."""
+    def fail(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(checkpoint.torch, "save", fail)
+    path = tmp_path / "group-00.pt"
+    with pytest.raises(OSError) as caught:
+        checkpoint.save(path, {"w": torch.zeros(3)})
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and said in message and "MiB free on" in message

@@ -110,6 +110,13 @@ RECIPE = {
         "LOSO over the subject folders, range(27) hard-coded (main/train.py); per test subject the predictions "
         "of the epoch with the best test accuracy are recorded (main/train.py set_train): test-set model selection"
     ),
+    "selection": (
+        "test-set selection by accuracy alone (main/train.py lines 52-75): per subject the predictions of the EARLIEST "
+        "best-accuracy epoch (`acc_number / len_val > best_acc`) are recorded, and while the best accuracy is still 0 "
+        "each epoch's predictions overwrite them (a subject never right gives its last epoch); F1 is computed on those "
+        "same predictions, not on a best-F1 epoch of its own (memix's `oracle` takes F1 from its own best-F1 epoch, "
+        "so its F1 can only be higher than this rule's)"
+    ),
     "classes": "num_classes=5, dataset SAMM (main/config.py defaults); label = last character of the clip folder",
     "init": "PyTorch defaults; head trained from scratch (FER+ weights only in the offline trunk)",
 }
@@ -117,13 +124,14 @@ RECIPE = {
 PUBLISHED = {
     "acc": 68.85,
     "f1": 0.6682,
-    "dataset": "SAMM",
-    "classes": 5,
-    "metric": "as the MixMeFormer comparison table lists it (Acc / F1); the AMAN paper's own metric names and class "
-    "count for SAMM were not checked (5 classes is the release's SAMM default)",
-    "selection": "best epoch per test subject (main/train.py keeps, per LOSO subject, the predictions of the epoch "
-    "with the highest test accuracy and stops at 100 %)",
-    "source": "MixMeFormer comparison table (Gu et al., ICASSP 2024), which is on SAMM",
+    "dataset": "SAMM, as the MEMix README labels its table (line 7); the AMAN release defaults to SAMM "
+    "(main/config.py)",
+    "classes": "3 per that label; 5 in the release's defaults (main/config.py): not settled",
+    "metric": "Acc (%) / F1 as printed",
+    "selection": "not stated where the figure is printed (AMAN's release keeps per test subject the earliest "
+    "best-accuracy epoch's predictions for both Acc and F1, main/train.py lines 52-75)",
+    "source": "as printed in the MEMix paper's table; source not found (MEMix README, github Nikki-Gu/MEMix, README.md "
+    "at 6fa67c8, line 17): the AMAN paper's tables could not be read and its release prints no results",
 }
 
 IMAGE_CHANNELS = 3

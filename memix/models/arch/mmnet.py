@@ -122,17 +122,26 @@ RECIPE = {
         "LOSO over CASME II subjects; per test subject the best epoch is kept (max correct count, max F1), "
         "then summed over subjects"
     ),
+    "selection": (
+        "test-set selection, the MEMix release's rule (memix's `oracle`): CASME2_5.py lines 591-597 keep per subject "
+        "the correct count of the EARLIEST best-accuracy epoch (`bingo_cnt > max_corr`) and the counts of the "
+        "LATEST best-F1 epoch (`AVG_F1 >= max_f1`, both from 0: a subject whose F1 is 0 in every epoch gives its "
+        "last epoch); lines 599-610 pool those counts into accuracy and F1 (F1 over the classes present)"
+    ),
     "pretrained": "none in effect (main branch built with pretrained=False; --pretrained path unused/broken)",
     "model_options": "PC module depth 2, 4 heads, MLP ratio 4, drop_path 0 (CASME2_3.py: depth 3, ratio 2, 0.3)",
 }
 PUBLISHED = {
     "acc": 90.22,
     "f1": 0.8391,
-    "dataset": "SAMM",
-    "classes": 5,
-    "metric": "as the MixMeFormer comparison table lists it (Acc / F1); not checked against the MMNet paper's tables",
-    "selection": "best epoch per test subject (the release keeps each LOSO subject's best test accuracy)",
-    "source": "MixMeFormer comparison table (Gu et al., ICASSP 2024), which is on SAMM",
+    "dataset": "SAMM, as the MEMix README labels its table (line 7)",
+    "classes": "3 (per that label)",
+    "metric": "Acc (%) / F1 as printed",
+    "selection": "not stated where the figure is printed (MMNet's release selects per test subject, CASME2_5.py "
+    "lines 591-597: memix's `oracle`)",
+    "source": "as printed in the MEMix paper's table; source not found (MEMix README, github Nikki-Gu/MEMix, README.md "
+    "at 6fa67c8, line 19): the MMNet release (muse1998/MMNet) has only CASME II scripts, and the MMNet paper's tables "
+    "could not be read",
 }
 
 
@@ -343,7 +352,6 @@ class MMNet(nn.Module):
         if x.ndim != 4 or x.shape[1] != self.in_chans or x.shape[-2:] != (self.img_size, self.img_size):
             raise ValueError(f"expected (B, {self.in_chans}, {self.img_size}, {self.img_size}), got {tuple(x.shape)}")
         return self.head(run_stages(self.stages, x, manifold))
-
 
 
 _UNUSED_RELEASE_PREFIXES = ("pos.", "head.", "timeembed", "vit_pos.cls_token", "vit_pos.head.", "vit_pos.to_Mask.")

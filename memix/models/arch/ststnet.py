@@ -96,14 +96,23 @@ RECIPE = {
     "input_size": 28,
     "input": "u, v, optical strain of the onset->apex flow, resized to 28 x 28 x 3",
     "protocol": "LOSO over the MEGC 2019 composite set (68 subjects, 442 clips, 3 classes), last epoch evaluated",
+    "selection": (
+        "the last epoch (memix's `last`): main.m classifies each test subject with the network trainNetwork "
+        "returns after MaxEpochs; main.py (lines 213-224) pools the test subject's predictions after its last epoch; "
+        "UF1 and UAR over the pooled predictions of all subjects, one class against the rest per class "
+        "(recognition_evaluation)"
+    ),
     "sources": {
         "optimizer": "main.m trainingOptions('adam', ...) and main.py torch.optim.Adam; the paper does not name it",
         "lr": "paper Sec. II ('initial learning rate is set to 0.00005'), main.m, main.py",
         "betas": "MATLAB trainingOptions defaults (GradientDecayFactor 0.9, SquaredGradientDecayFactor 0.999); "
         "torch defaults in main.py",
         "eps": "MATLAB default Epsilon 1e-8; torch default in main.py",
-        "weight_decay": "MATLAB trainingOptions default L2Regularization 1e-4 (main.m sets none; bias L2Factor 0 in "
-        "STSTNet.mat); main.py uses 0",
+        "weight_decay": "MATLAB trainingOptions default L2Regularization 1e-4 (main.m sets none), coupled to Adam's "
+        "gradient as MATLAB applies it, on the weights only: the convolution and classifier biases have BiasL2Factor 0 "
+        "(R2018b's default for convolution2dLayer and fullyConnectedLayer; STSTNet.mat's layers carry an L2Factor per "
+        "weight and bias, not decoded here), BatchNorm scale and offset factor 1 (R2018b's default); "
+        "STSTNet.no_weight_decay() lists the exempt biases. main.py uses 0",
         "epochs": "paper Sec. II ('epoch value of 500') and main.m MaxEpochs 500; main.py uses 800",
         "batch_size": "main.m MiniBatchSize 256 and main.py batch_size 256; the paper is silent",
         "schedule": "MATLAB default LearnRateSchedule 'none'; main.py has no scheduler",
@@ -117,12 +126,12 @@ RECIPE = {
 PUBLISHED = {
     "acc": 68.10,
     "f1": 0.6588,
-    "dataset": "SAMM",
+    "dataset": "SAMM part (133 clips, 28 subjects) of the MEGC 2019 composite, LOSO over its 68 subjects",
     "classes": 3,
-    "metric": "UAR / UF1 (the table's Acc column is STSTNet's UAR)",
-    "selection": "last epoch",
-    "protocol": "SAMM part (133 clips, 28 subjects) of the composite-set LOSO (442 clips, 68 subjects, MEGC 2019)",
-    "source": "paper Table III, SAMM columns: UF1 0.6588, UAR 0.6810 (also the abstract: 68.10% UAR on SAMM)",
+    "metric": "UAR / UF1 (the MEMix table's Acc column holds STSTNet's UAR)",
+    "selection": "last epoch (500 epochs, paper Sec. II; both releases test after the last epoch): memix's `last`",
+    "source": "STSTNet paper (arXiv 1902.03634) Table III, SAMM columns: UF1 0.6588, UAR 0.6810 (the abstract: 68.10% "
+    "UAR on SAMM); printed in the MEMix README (github Nikki-Gu/MEMix, README.md at 6fa67c8), line 13",
 }
 
 FILTERS = (3, 5, 8)
@@ -193,6 +202,11 @@ class STSTNet(nn.Module):
                 f"flow batch has shape {tuple(x.shape)}, STSTNet expects (B, {want[0]}, {want[1]}, {want[2]})"
             )
         return self.head(run_stages(self.stages, x, manifold))
+
+    def no_weight_decay(self) -> set[str]:
+        """The convolution and classifier biases: the MATLAB release decays every weight (L2Regularization 1e-4)
+        but its layers' biases at ``BiasL2Factor`` 0; BatchNorm's scale and offset keep factor 1 and decay."""
+        return {f"{name}.bias" for name, m in self.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)}
 
 
 def feature_side(img_size: int, conv_padding: int = 1) -> int:

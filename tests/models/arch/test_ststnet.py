@@ -84,6 +84,26 @@ def test_output_shape(num_classes: int, conv_padding: int, flow: torch.Tensor) -
     assert m.head.in_features == 400
 
 
+def test_default_conv_padding_is_the_papers_same_convolution(flow: torch.Tensor) -> None:
+    """Table I / STSTNet.mat: 'same' 3x3 convolutions (padding 1, 28 x 28 maps), not main.py's padding 2 (30 x 30);
+    both pool to 10 x 10, so only the conv maps and the outputs tell them apart. The pipeline's build (no
+    ``model.options``) gets the same default."""
+    from memix.config import ModelParams
+    from memix.models import build
+
+    built = build(ModelParams(name="ststnet"), 3, 3, 28)
+    nets = [make(), next(m for m in built.modules() if isinstance(m, STSTNet))]
+    for m in nets:
+        convs = [s.conv for s in m.stages[0].streams]
+        assert [c.padding for c in convs] == [(1, 1)] * 3
+        assert [tuple(c(flow).shape[1:]) for c in convs] == [(w, 28, 28) for w in WIDTHS]
+    sd = released_state_dict()
+    m = make()
+    m.load_state_dict(convert_released(sd))
+    with torch.no_grad():
+        torch.testing.assert_close(m.eval()(flow), reference_forward(sd, flow, 1, False), rtol=0, atol=1e-6)
+
+
 def test_other_input_size() -> None:
     m = make(4, in_chans=2, img_size=40).eval()
     assert m(torch.randn(2, 2, 40, 40)).shape == (2, 4)
@@ -183,3 +203,21 @@ def test_eval_batch_of_one() -> None:
         out = m(x)
     assert out.shape == (1, 3) and torch.isfinite(out).all()
     torch.testing.assert_close(m(x), out)  # eval is deterministic (dropout off, running statistics)
+
+
+def test_weights_decay_but_not_the_convolution_and_classifier_biases() -> None:
+    """As the MATLAB release: L2 on every weight and BatchNorm's scale and offset, BiasL2Factor 0 on the biases;
+    the grouped model hands the optimizer one flag per stacked parameter, in its parameter order."""
+    from memix import models
+    from memix.config import ModelParams
+
+    net = STSTNet(num_classes=3)
+    exempt = net.no_weight_decay()
+    assert exempt == {f"stages.0.streams.{k}.conv.bias" for k in range(3)} | {"head.bias"}
+    assert not any(".bn." in name for name in exempt)
+    built = [models.build(ModelParams(name="ststnet"), in_chans=3, num_classes=3, img_size=28) for _ in range(2)]
+    grouped = models.group(built)
+    flags = grouped.decay_flags()
+    names = [n for n, _ in built[0].named_parameters()]
+    assert len(flags) == len(list(grouped.parameters())) == len(names)
+    assert {n for n, f in zip(names, flags, strict=True) if not f} == {f"net.{n}" for n in exempt}
