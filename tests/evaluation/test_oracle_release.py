@@ -122,14 +122,11 @@ def test_oracle_is_the_release_loop_on_random_loso_runs():
 
 def _earliest_tie_uf1(preds: pd.DataFrame) -> float:
     """The pooled UF1 if F1 ties went to the earliest epoch (the rule this project used before)."""
-    chosen = []
-    for _, fold in preds.groupby("fold"):
-        per_epoch = {
-            e: float(selection.release_f1(metrics.confusion(g["true"].to_numpy(), g["pred"].to_numpy(), CLASSES)))
-            for e, g in fold.groupby("epoch")
-        }
-        best = max(per_epoch.values())
-        first = min(e for e, v in per_epoch.items() if v == best)
-        chosen.append(fold[fold["epoch"] == first])
-    pool = pd.concat(chosen)
+    keys = ["fold", "epoch"]
+    t, p = preds["true"].to_numpy(), preds["pred"].to_numpy()
+    group = preds.groupby(keys, sort=True).ngroup().to_numpy()
+    epochs = preds[keys].drop_duplicates().sort_values(keys).reset_index(drop=True)
+    epochs["score"] = selection.release_f1(metrics.confusions(group, t, p, len(epochs), CLASSES))
+    first = epochs.sort_values(["fold", "score", "epoch"], ascending=[True, False, True]).drop_duplicates("fold")
+    pool = preds.merge(first[keys], on=keys)
     return metrics.summary(pool["true"].to_numpy(), pool["pred"].to_numpy(), CLASSES)["uf1"]
