@@ -13,7 +13,7 @@ from pathlib import Path
 
 import _common
 
-from memix.config import ARCH_INPUTS, arch_run_inputs, load_params, method_title
+from memix.config import arch_run_inputs, load_params, method_title
 from memix.evaluation import arch_runs
 from memix.io import atomic, paths
 from memix.training.summary import run_summary
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", required=True, help="a key of architectures.runs")
     p.add_argument("--flow", default=str(paths.FLOW), help="flow stage output (default: %(default)s)")
     p.add_argument("--out", help="output folder (default: data/arch/<run>)")
-    p.add_argument("--arch-params", default=str(ARCH_INPUTS),
+    p.add_argument("--arch-params", default=str(paths.ARCH_PARAMS),
                    help="check_params' folder of each run's params, checked against params.yaml if the run's file is "
                    "there (default: %(default)s)")
     args = p.parse_args(argv)

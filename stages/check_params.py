@@ -22,7 +22,7 @@ from pathlib import Path
 
 import _common
 
-from memix.config import ARCH_INPUTS, arch_run_inputs, load_params
+from memix.config import arch_run_inputs, load_params
 from memix.io import atomic, paths
 
 CHECKED = "params.yaml passed memix/config's schema; see dvc.lock for the values\n"
@@ -34,13 +34,13 @@ log = logging.getLogger("memix.stages.check_params")
 def main(argv: list[str] | None = None) -> int:
     p = _common.parser("check_params", "Validate params.yaml (every section) before any other stage runs.")
     p.add_argument("--out", default=str(paths.PARAMS_CHECKED), help="marker file (default: %(default)s)")
-    p.add_argument("--arch-params", help=f"folder of each architecture run's params, <run>.json (default: {ARCH_INPUTS}"
-                   ", i.e. arch_params beside --out)")
+    p.add_argument("--arch-params", help="folder of each architecture run's params, <run>.json (default: "
+                   f"{paths.ARCH_PARAMS}, i.e. arch_params beside --out)")
     args = p.parse_args(argv)
 
     def body() -> None:
         params = load_params(args.params)
-        arch_params = Path(args.arch_params) if args.arch_params else Path(args.out).with_name(ARCH_INPUTS.name)
+        arch_params = Path(args.arch_params) if args.arch_params else Path(args.out).with_name(paths.ARCH_PARAMS.name)
         atomic.remove_stale_temps(args.out, arch_params)
         runs = list(params.architectures.runs)
         with atomic.atomic_paths(args.out, arch_params, owned=atomic.owned_if_holds(INDEX)) as (marker, folder):

@@ -166,9 +166,10 @@ def test_an_alias_is_refused_naming_file_and_line(tmp_path: Path) -> None:
 def test_each_architecture_run_gets_the_params_it_reads(tmp_path: Path) -> None:
     """data/arch_params/<run>.json (beside the marker): stage arch@<run>'s params dep, what ``arch_run_inputs``
     resolves; its bytes change with the values the run reads only."""
-    from memix.config import ARCH_INPUTS, arch_run_inputs, load_params
+    from memix.config import arch_run_inputs, load_params
+    from memix.io import paths
 
-    assert Path(MARKER).with_name(ARCH_INPUTS.name) == ARCH_INPUTS == Path(ARCH_PARAMS)
+    assert Path(MARKER).with_name(paths.ARCH_PARAMS.name) == paths.ARCH_PARAMS == Path(ARCH_PARAMS)
     text = (REPO / "params.models.yaml").read_text()
     out = tmp_path / "data" / "params_checked.txt"
     assert _check(tmp_path, text, out).returncode == 0

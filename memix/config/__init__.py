@@ -27,7 +27,6 @@ from memix.config.data import (
     TVL1Params,
 )
 from memix.config.loading import (
-    ARCH_INPUTS,
     AliasError,
     DuplicateKeyError,
     Params,
@@ -42,7 +41,6 @@ from memix.config.results import CompareParams, EvalParams, FitParams
 from memix.config.training import MIXING_METHODS, AugmentParams, MixingParams, ModelParams, TrainParams, method_title
 
 __all__ = [
-    "ARCH_INPUTS",
     "AliasError",
     "ArchRun",
     "ArchitecturesParams",

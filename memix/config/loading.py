@@ -66,10 +66,6 @@ def arch_run_params(params: Params, name: str) -> Params:
     return params.model_copy(update={"model": run.model, "train": train})
 
 
-ARCH_INPUTS = Path("data/arch_params")
-"""Where ``check_params`` writes each run's :func:`arch_run_inputs` (``<run>.json``), stage ``arch@<run>``'s params."""
-
-
 def arch_run_inputs(params: Params, name: str) -> dict[str, Any]:
     """Every value run ``name`` of ``architectures.runs`` reads, resolved: its model, the train settings it trains
     with (the top-level ``train`` under its recipe), its methods, their ``mixing`` sections, ``eval`` and the seeds.

@@ -2,9 +2,9 @@
 
 Each comparison network's constructor options are declared here, one params section per network (types, defaults
 and valid values, measured by building and training the net: ``tests/models/test_registry.py`` holds each to its
-constructor and to what the network builds and trains at), and its module points at its section (``OPTIONS``).
-They live here, not in ``memix/models/arch/``, so that params are checked without importing torch
-(:mod:`memix.names`). A ViT (``vit_flow_tiny`` or a timm ViT) takes no options: its settings are ``model``'s keys.
+constructor and to what the network builds and trains at). They live here, not in ``memix/models/arch/``, so that
+params are checked without importing torch (:mod:`memix.names`), and the networks without pydantic (the GPU
+check's image has none). A ViT (``vit_flow_tiny`` or a timm ViT) takes no options: its settings are ``model``'s keys.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class AMANOptions(Section):
 
 
 OPTIONS: dict[str, type[Section]] = {"ststnet": STSTNetOptions, "mmnet": MMNetOptions, "aman": AMANOptions}
-"""Each comparison architecture's options (its module's ``OPTIONS``)."""
+"""Each comparison architecture's options section, by ``model.name``."""
 
 
 def check_name(name: str) -> None:

@@ -31,7 +31,7 @@ class ModelParams(Section):
     face_stream: bool = Field(False, description="MixMeFormer: add an onset-face ResNet-18 stream")
     options: dict[str, Any] = Field(
         default_factory=dict,
-        description="constructor options of a comparison architecture, as its module's OPTIONS declares them "
+        description="constructor options of a comparison architecture, as memix.config.model_options declares them "
         "(a ViT takes none)",
     )
 

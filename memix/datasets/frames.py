@@ -112,7 +112,8 @@ def read_frame(path: Path, clip_id: str, max_side: int = MAX_SIDE) -> np.ndarray
 
 
 def _decode(path: Path, clip_id: str) -> np.ndarray:
-    """The file's pixels, by its content: a JPEG strictly, a PNG once checked, anything else as OpenCV reads it."""
+    """The file's pixels, by its content: a JPEG strictly, a PNG once checked, anything else as OpenCV decodes it
+    (the bytes are read once, for the check and the decode)."""
     data = path.read_bytes()
     if data.startswith(JPEG_START):
         try:
@@ -127,9 +128,7 @@ def _decode(path: Path, clip_id: str) -> np.ndarray:
         problem = png_problem(data)
         if problem:
             raise BadFrameError(f"clip {clip_id}: damaged PNG {path}: {problem}; the file has {len(data)} bytes", path)
-        frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    else:
-        frame = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    frame = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None  # read once
     if frame is None:
         raise BadFrameError(f"clip {clip_id}: cannot decode image {path} (damaged, truncated or not an image)", path)
     return frame

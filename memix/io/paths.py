@@ -18,6 +18,7 @@ EVAL = Path("reports/eval")
 COMPARE = Path("reports")
 MODELS = Path("models")
 ARCH = Path("data/arch")  # the architecture comparison's runs: data/arch/<run>/, data/arch/runs.json
+ARCH_PARAMS = Path("data/arch_params")  # check_params' <run>.json per run: the values arch@<run> reads (its params)
 MODELS_TABLE = Path("reports/models_table.md")
 
 

@@ -2,11 +2,11 @@
 ICASSP 2024; figures as it prints them, Acc / F1, on SAMM). Data, not code: one row per network, with the
 registry name where memix builds it and, where it does not, what public material lacks.
 
-The rows are not one protocol (STSTNet's "Acc" is its UAR on the MEGC 2019 composite, read last-epoch), and for five
-rows the figure's own source could not be read. Every row
-carries its label (dataset, classes, metric, selection rule, the file and line or page it comes from): a built
-module's ``PUBLISHED``, or the row's own :class:`Label`; where the figure's own source could not be read, the label
-says so (:data:`NOT_FOUND`) rather than guessing.
+The rows are not one protocol (STSTNet's "Acc" is its UAR on the MEGC 2019 composite, read last-epoch), and for
+seven rows the figure's own source could not be read. Every row carries its label (dataset, classes, metric,
+selection rule, the file and line or page it comes from): a built module's ``PUBLISHED``, or the row's own
+:class:`Label`; where the figure's own source could not be read, the label says so (:data:`NOT_FOUND`) rather than
+guessing.
 """
 
 from __future__ import annotations

@@ -151,9 +151,8 @@ class Predictor:
         probs = self.classifier.probabilities(np.stack(tensors), np.stack(onsets))
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
-            names = ", ".join(clips[i].name for i in bad[:3]) + (f", ... {len(bad)} in all" if len(bad) > 3 else "")
-            raise ValueError(f"{self.model_file.path}: NaN or infinite probabilities for clip(s) {names}; nothing "
-                             "was written")
+            raise ValueError(f"{self.model_file.path}: NaN or infinite probabilities for clip(s) "
+                             f"{_some([clips[i].name for i in bad], shown=3)}; nothing was written")
         if self.without_motion:
             log.warning(
                 "no motion between onset and apex (largest flow under %g px, as the flow stage's 'no motion'): "

@@ -130,3 +130,26 @@ def test_the_arch_stage_ends_with_its_one_line_summary(tmp_path: Path, capsys: p
                                "--arch-params", str(tmp_path / "none")]) == 0
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("arch ststnet: ")]
     assert len(lines) == 1 and "No mixing: seeds 0 x 4 folds, 20 clips, 2 epochs" in lines[0] and "Mixup: " in lines[0]
+
+
+def test_the_arch_stage_refuses_params_that_changed_after_check_params(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``dvc repro -s -f arch@<run>`` after an edit would train with values DVC did not record: refused."""
+    import yaml
+    from diskfull import stage_main
+
+    from memix.config import arch_run_inputs, dump_params
+    from memix.io import atomic
+
+    params = _params({"ststnet": RUNS["ststnet"]}, {"run": "ststnet", "method": "none"})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(dump_params(params), sort_keys=False))
+    recorded = tmp_path / "arch_params" / "ststnet.json"
+    recorded.parent.mkdir()
+    stale = arch_run_inputs(params, "ststnet") | {"seeds": [0, 1]}
+    recorded.write_bytes(atomic.json_bytes(stale))
+    out = tmp_path / "arch" / "ststnet"
+    assert stage_main("arch")(["--params", str(path), "--run", "ststnet", "--flow", str(tmp_path / "none"),
+                               "--out", str(out), "--arch-params", str(recorded.parent)]) == 1
+    assert f"{recorded} does not hold the params" in capsys.readouterr().err and not out.exists()

@@ -130,3 +130,15 @@ def _earliest_tie_uf1(preds: pd.DataFrame) -> float:
     first = epochs.sort_values(["fold", "score", "epoch"], ascending=[True, False, True]).drop_duplicates("fold")
     pool = preds.merge(first[keys], on=keys)
     return metrics.summary(pool["true"].to_numpy(), pool["pred"].to_numpy(), CLASSES)["uf1"]
+
+
+def test_f1_ties_are_the_releases_float32_ties():
+    """Epochs 1 and 2 both have F1 3/10 mathematically (and in float64), but the release's float32 sums, in class
+    order, give 0.3 and 0.29999998: no tie there, so it keeps epoch 1 where a float64 F1 would take the later one."""
+    truth = [4, 0, 0, 2, 2]
+    runs = {"s0": (truth, [[4, 3, 0, 0, 1], [0, 2, 0, 2, 0]])}
+    preds = pd.DataFrame([{"seed": 0, "fold": 0, "epoch": e, "clip_id": f"c{j}", "true": t, "pred": p}
+                          for e, pred in enumerate(runs["s0"][1], start=1)
+                          for j, (t, p) in enumerate(zip(truth, pred, strict=True))])
+    assert _release_loop(runs)["f1_epochs"] == {"s0": 1}
+    assert selection.select_oracle(preds, "f1")["epoch"].unique().tolist() == [1]
