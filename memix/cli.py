@@ -43,6 +43,8 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
 
     if (args.onset is None) != (args.apex is None):
         raise ValueError("--onset and --apex go together")
+    if args.offset is not None and args.onset is None:
+        raise ValueError("--offset goes with --onset and --apex")
     if args.onset is None and args.clips is None and args.dataset is None:
         raise ValueError("give --onset A --apex B, or --clips FOLDER and/or --dataset ROOT")
     if args.onset is not None and (args.clips is not None or args.dataset is not None):
@@ -53,7 +55,8 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
     project = load_params(args.params) if args.dataset is not None or Path(args.params).is_file() else None
     clips: list[predict.ClipPair] = []
     if args.onset is not None:
-        clips.append(predict.ClipPair(Path(args.onset).name, Path(args.onset), Path(args.apex)))
+        offset = Path(args.offset) if args.offset else None
+        clips.append(predict.ClipPair(Path(args.onset).name, Path(args.onset), Path(args.apex), offset=offset))
     if args.clips is not None:
         clips += predict.clips_in_folder(args.clips)
     if args.dataset is not None:
@@ -144,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default=str(paths.model_file("memix")), help="model file (default: %(default)s)")
     s.add_argument("--onset", help="onset image of one clip (with --apex): prints its class probabilities")
     s.add_argument("--apex", help="apex image of that clip")
-    s.add_argument("--clips", help="folder of clip folders, each with onset.<ext> and apex.<ext>")
+    s.add_argument("--offset", help="offset image of that clip (a network on the whole sequence, CausalNet, needs it)")
+    s.add_argument("--clips", help="folder of clip folders, each with onset.<ext> and apex.<ext> (and offset.<ext> "
+                   "for CausalNet)")
     s.add_argument("--dataset", metavar="ROOT", help="a dataset folder with its coding sheet, read with params.yaml's "
                    "dataset settings (adapter, sheet, classes); the CSV gets the sheet's labels")
     s.add_argument("--out", help="CSV to write (default for --clips/--dataset: predictions.csv)")

@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
             model_path=Path(params.faces.model),
             out_dir=Path(args.out),
             on_bad_frame=params.dataset.on_bad_frame,
+            offset="apex_offset" in params.flow.pairs,  # the offset face, only when a flow of it is asked for
         )
 
     return _common.run("faces", body)

@@ -17,8 +17,10 @@ log = logging.getLogger("memix.stages.models_table")
 def main(argv: list[str] | None = None) -> int:
     p = _common.parser(
         "models_table",
-        "Tabulate every network of the published MER comparison: our runs (both selection rules, paired intervals "
-        "against architectures.reference, trainable parameters beside the release) and why the others are not run.",
+        "Tabulate every network of the published MER comparison and the field's public networks since: our runs under "
+        "last, release (each network's own release's selection, with the inflation release - last) and oracle, per "
+        "source dataset, paired intervals against architectures.reference, trainable parameters beside the release, "
+        "and why the others are not run.",
     )
     args = p.parse_args(argv)
 

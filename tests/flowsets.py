@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from memix.io import flowset
+from memix.io import flowset, shards
 
 CHANNELS = ["u", "v", "strain"]
 SIZE = 16
@@ -56,6 +56,21 @@ def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = No
     moves = {0: (1, 0), 1: (-1, 0), 2: (0, 1)}
     apex = np.stack([np.roll(o, moves[int(lab)], axis=(0, 1)) for o, lab in zip(onset, index["label_id"], strict=True)])
     flowset.write(out_dir, index, {"flow": flow, "onset": onset, "apex": apex}, {"channels": CHANNELS}, shard_mb=64)
+    return out_dir
+
+
+def make_region_flow_set(out_dir: Path, seed: int = 0) -> Path:
+    """:func:`make_flow_set` with what the region views read too: five points per clip (in the 16 px tensors'
+    pixels, as the flow stage writes them) and an apex -> offset flow (the motion going back, a little weaker)."""
+    src = make_flow_set(out_dir.parent / f"{out_dir.name}_plain", seed=seed)
+    index, arrays = shards.load(src)
+    index = index.drop(columns=["shard", "row"])
+    rng = np.random.default_rng(seed + 1)
+    base = np.array([5.0, 6.0, 10.5, 6.0, 8.0, 8.5, 6.0, 11.0, 10.0, 11.0])  # eyes, nose, mouth corners (x, y)
+    index["landmarks"] = [list(base + rng.normal(0, 0.4, size=10)) for _ in range(len(index))]
+    arrays = {k: np.array(v) for k, v in arrays.items()}
+    arrays["flow_offset"] = (arrays["flow"].astype(np.float32) * -0.7).astype(np.float16)
+    flowset.write(out_dir, index, arrays, {"channels": CHANNELS}, shard_mb=64)
     return out_dir
 
 

@@ -209,7 +209,8 @@ MODEL_MISTAKES = [
     ("{name: mmnet, options: {pos_heads: 3}}", "options.pos_heads: Value error, MMNet's pos_heads must divide the "
      "branch's width 512 (got 3)"),
     ("{name: nope}", "name: model.name 'nope' is not a model: valid names are vit_flow_tiny (the CPU flow ViT), "
-     "ststnet, mmnet, aman (the comparison architectures) or a timm ViT such as vit_base_patch16_224"),
+     "ststnet, mmnet, aman, htnet, causalnet (the comparison architectures) or a timm ViT such as "
+     "vit_base_patch16_224"),
     ("{name: ststnet, face_stream: true}", "face_stream: MixMeFormer's onset-face stream goes with a ViT; "
      "model.name 'ststnet' has none"),
     # STSTNet trained at any size its formula allowed; below 4 px (conv_padding 1) its pools have nothing left
@@ -265,6 +266,24 @@ def test_a_timm_name_is_checked_against_timms_list() -> None:
 def test_the_shipped_comparison_loads() -> None:
     models = load_params(REPO / "params.models.yaml")
     assert models.architectures.runs["mmnet"].model.options == {"img_size": 32}
+
+
+def test_the_shipped_leaderboard_trains_every_public_network_on_the_megc_composite() -> None:
+    """params.leaderboard.yaml: the MEGC 2019 composite, the flow pair CausalNet reads, and each network's run
+    without the augmentation its region images cannot take."""
+    from memix.config import arch_run_params
+    from memix.models import registry
+
+    board = load_params(REPO / "params.leaderboard.yaml")
+    assert board.dataset.name == "composite" and board.dataset.classes == "megc3"
+    assert [s.name for s in board.dataset.sources] == ["casme2", "samm", "smic"]
+    assert "apex_offset" in board.flow.pairs
+    names = {arch_run_params(board, run).model.name for run in board.architectures.runs}
+    assert {"ststnet", "mmnet", "htnet", "causalnet"} <= names
+    for run in board.architectures.runs:
+        p = arch_run_params(board, run)
+        aug = p.train.augment
+        assert registry.augment_problem(p.model.name, aug.flip, aug.rotate_deg, aug.translate_frac) is None, run
 
 
 # ------------------------------------------------------------------------------ YAML anchors and aliases
@@ -326,3 +345,22 @@ def test_a_run_reads_only_its_own_recipe_methods_and_the_train_keys_it_leaves(tm
         "train.epochs": ["v"], "train.lr": ["v"], "train.batch_size": ["s", "v"], "mixing.memix": ["v"],
         "mixing.mixup": ["s"], "mixing.cutmix": [], "model": [], "compare.seeds": ["s", "v"],
     }
+
+
+def test_region_networks_are_refused_augmentation_and_causalnet_a_flow_without_its_offset_pair() -> None:
+    base = {"compare": {"methods": ["none"], "baseline": "none"}, "fit": {"methods": ["none"]}}
+    off = {"flip": False, "rotate_deg": 0.0, "translate_frac": 0.0}
+    with pytest.raises(ParamsError, match=r"train.augment: htnet reads regions images"):
+        parse_params({**base, "model": {"name": "htnet"}})
+    assert parse_params({**base, "model": {"name": "htnet"}, "train": {"augment": off}}).model.name == "htnet"
+    with pytest.raises(ParamsError, match=r"set flow.pairs: \[onset_apex, apex_offset\]"):
+        parse_params({**base, "model": {"name": "causalnet"}, "train": {"augment": off}})
+    ok = parse_params({**base, "model": {"name": "causalnet"}, "train": {"augment": off},
+                       "flow": {"pairs": ["onset_apex", "apex_offset"]}})
+    assert ok.flow.pairs == ["onset_apex", "apex_offset"]
+    run = {"model": {"name": "htnet"}, "train": {"augment": {"flip": True}}, "methods": ["none"]}
+    with pytest.raises(ParamsError, match=r"architectures.runs.h.train.augment"):
+        parse_params({**base, "architectures": {"reference": {"run": "h", "method": "none"}, "runs": {"h": run}}})
+    with pytest.raises(ParamsError, match="cross_heads 8"):
+        parse_params({**base, "model": {"name": "causalnet", "options": {"dim": 12}}, "train": {"augment": off},
+                      "flow": {"pairs": ["onset_apex", "apex_offset"]}})

@@ -243,6 +243,10 @@ class FlowParams(Section):
     method: Literal["tvl1", "farneback", "dis"] = "tvl1"
     size: int = Field(56, ge=8, le=1024)
     channels: list[Literal["u", "v", "strain"]] = ["u", "v", "strain"]
+    pairs: list[Literal["onset_apex", "apex_offset"]] = Field(
+        ["onset_apex"], description="frame pairs whose flow is stored: onset_apex always; apex_offset adds the "
+        "relaxation flow the whole-sequence networks read (CausalNet)",
+    )
     workers: int = Field(0, ge=0, description="process pool size; 0 = CPU count")
     shard_mb: float = Field(64.0, gt=0.0)
     montage_per_class: int = Field(3, ge=1)
@@ -258,4 +262,6 @@ class FlowParams(Section):
     def _channels(self) -> FlowParams:
         if len(set(self.channels)) != len(self.channels) or self.channels[:2] != ["u", "v"]:
             raise ValueError("channels must start with u, v and may add strain, without repeats")
+        if len(set(self.pairs)) != len(self.pairs) or self.pairs[:1] != ["onset_apex"]:
+            raise ValueError("pairs must start with onset_apex and may add apex_offset, without repeats")
         return self

@@ -16,7 +16,7 @@ from memix.config.base import ParamsError, Section
 from memix.config.data import DatasetParams, FacesParams, FlowParams, SynthParams
 from memix.config.results import CompareParams, EvalParams, FitParams
 from memix.config.training import MixingParams, ModelParams, TrainParams
-from memix.names import ARCHITECTURES, ATTENTION_METHODS
+from memix.names import ARCHITECTURES, ATTENTION_METHODS, REGION_INPUTS
 
 
 class Params(Section):
@@ -56,6 +56,28 @@ class Params(Section):
                     f"{self.model.name!r} is a comparison architecture without one (leave them out, or use a ViT)"
                 )
         return self  # model.face_stream with an architecture: ModelParams refuses it, at its key
+
+    @model_validator(mode="after")
+    def _region_networks_get_their_inputs(self) -> Params:
+        """HTNet and CausalNet read region images (no augmentation: it would move the blocks across one another);
+        CausalNet reads the apex -> offset flow and three flow channels too. Checked here, before any stage runs."""
+        models = [("model", "train", self.model.name, self.train)]
+        models += [(f"architectures.runs.{name}.model", f"architectures.runs.{name}.train", run.model.name,
+                    arch_run_params(self, name).train) for name, run in self.architectures.runs.items()]
+        for model_key, train_key, name, train in models:
+            if name not in REGION_INPUTS:
+                continue
+            aug = train.augment
+            if aug.flip or aug.rotate_deg or aug.translate_frac:
+                raise ValueError(f"{train_key}.augment: {name} reads {REGION_INPUTS[name]} images, four facial-region "
+                                 "blocks side by side that a flip, rotation or shift would move across one another "
+                                 "(its release does not augment): set {flip: false, rotate_deg: 0.0, "
+                                 "translate_frac: 0.0}")
+            if REGION_INPUTS[name] == "sequence" and ("apex_offset" not in self.flow.pairs
+                                                      or self.flow.channels != ["u", "v", "strain"]):
+                raise ValueError(f"{model_key}.name {name!r} reads the apex -> offset flow and 3-channel images: set "
+                                 "flow.pairs: [onset_apex, apex_offset] and flow.channels: [u, v, strain]")
+        return self
 
 
 def arch_run_params(params: Params, name: str) -> Params:

@@ -13,7 +13,7 @@ import difflib
 import functools
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from memix.config.base import Section
@@ -77,7 +77,68 @@ class AMANOptions(Section):
     train_trunk: bool = Field(False, strict=True, description="train the FER+ trunk too (the release keeps it frozen)")
 
 
-OPTIONS: dict[str, type[Section]] = {"ststnet": STSTNetOptions, "mmnet": MMNetOptions, "aman": AMANOptions}
+class _HierarchyOptions(Section):
+    """The hierarchical region transformer HTNet and CausalNet share (their releases' defaults: the GPU recipe)."""
+
+    img_size: int = Field(28, ge=4, description="side the network works at (28 in both releases); the region view "
+                          "is 28 px and is resized to it")
+    patch_size: int = Field(7, ge=1, description="patch side; img_size / patch_size must split into "
+                            "2^(num_hierarchies-1) blocks a side")
+    dim: int = Field(256, ge=1, description="width of the first level (doubles per level; 256 in both releases)")
+    heads: int = Field(3, ge=1, description="attention heads of the first level (doubles per level; 3)")
+    num_hierarchies: int = Field(3, ge=1, description="levels of blocks (3)")
+    mlp_mult: int = Field(4, ge=1, description="feed-forward width multiple (4)")
+    dropout: float = Field(0.0, ge=0, lt=1, description="dropout in attention and feed-forward (0)")
+
+    @model_validator(mode="after")
+    def _blocks_fit(self) -> _HierarchyOptions:
+        fmap, blocks = divmod(self.img_size, self.patch_size)
+        if blocks or fmap % 2 ** (self.num_hierarchies - 1):
+            raise ValueError(f"img_size {self.img_size} / patch_size {self.patch_size} must be a whole multiple of "
+                             f"2^(num_hierarchies - 1) = {2 ** (self.num_hierarchies - 1)}")
+        if self.heads > self.dim:
+            raise ValueError(f"heads {self.heads} leave no width per head at dim {self.dim} (dim // heads = 0)")
+        if len(self.block_repeats) != self.num_hierarchies:  # type: ignore[attr-defined]
+            raise ValueError(f"block_repeats needs one depth per level ({self.num_hierarchies})")
+        return self
+
+
+class HTNetOptions(_HierarchyOptions):
+    """:class:`memix.models.arch.htnet.HTNet`'s options."""
+
+    block_repeats: list[Annotated[int, Field(ge=1)]] = Field(
+        [2, 2, 10], description="transformer layers per level, first level first ((2, 2, 10) in main_HTNet.py)"
+    )
+
+
+class CausalNetOptions(_HierarchyOptions):
+    """:class:`memix.models.arch.causalnet.CausalNet`'s options."""
+
+    block_repeats: list[Annotated[int, Field(ge=1)]] = Field(
+        [3, 3, 9], description="transformer layers per level ((3, 3, 9) in main_train.py); the cross transformer "
+        "takes the last level's depth, as the release's does"
+    )
+    gamma: float = Field(0.5, ge=0, description="distance penalty of the region attention (0.5 in main_train.py)")
+    cross_heads: int = Field(8, ge=1, description="heads of the cross and causal attention (8): must divide dim")
+    head_hidden: int = Field(2048, ge=1, description="hidden width of the two-layer classifier (2048)")
+
+    @model_validator(mode="after")
+    def _branches_end_at_one_cell(self) -> CausalNetOptions:
+        """As the constructor: each branch must end at a 1 x 1 map, cut into 4 tokens the cross heads divide."""
+        levels = self.num_hierarchies
+        if self.img_size != self.patch_size * 2 ** (levels - 1):
+            raise ValueError(f"CausalNet's img_size / patch_size must be 2^(num_hierarchies - 1) = {2 ** (levels - 1)}"
+                             f" (its branches end at 1 x 1), got {self.img_size} / {self.patch_size}")
+        width, rest = divmod(self.dim * 2 ** (levels - 1), 4)
+        if rest or width % self.cross_heads:
+            fused = self.dim * 2 ** (levels - 1) / 4
+            raise ValueError(f"CausalNet's fused width dim x 2^(num_hierarchies - 1) / 4 = {fused:g} must be a whole "
+                             f"multiple of cross_heads {self.cross_heads}")
+        return self
+
+
+OPTIONS: dict[str, type[Section]] = {"ststnet": STSTNetOptions, "mmnet": MMNetOptions, "aman": AMANOptions,
+                                     "htnet": HTNetOptions, "causalnet": CausalNetOptions}
 """Each comparison architecture's options section, by ``model.name``."""
 
 

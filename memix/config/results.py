@@ -12,9 +12,11 @@ from memix.config.training import MIXING_METHODS
 
 # -------------------------------------------------------------------------------- eval / compare
 class EvalParams(Section):
-    """Which epoch-selection rules each method's evaluation reports (``oracle`` = test-set selection)."""
+    """Which epoch-selection rules each method's evaluation reports (``oracle`` = test-set selection; ``release`` =
+    the network's own release's selection, which for the mixing table's ViT is the oracle; every architecture run
+    adds it)."""
 
-    rules: list[Literal["last", "oracle"]] = ["last", "oracle"]
+    rules: list[Literal["last", "oracle", "release"]] = ["last", "oracle"]
 
 
 class CompareParams(Section):

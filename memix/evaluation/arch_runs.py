@@ -3,6 +3,8 @@ run under the same LOSO, seeds and flow set as the mixing table, with the run's 
 
 Layout of ``data/arch/<run>/``: ``train/<method>/`` (the train stage's outputs), ``eval/<method>/`` (the evaluate
 stage's), and ``run.json`` (the model, its trainable parameters here and in the authors' release), written last.
+Every run is evaluated under ``eval.rules`` and the ``release`` rule (the run's network under its own release's
+epoch selection, :mod:`memix.evaluation.release_rules`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import torch
 
 from memix import models
 from memix.config import Params, arch_run_params
-from memix.evaluation import evaluate
+from memix.evaluation import evaluate, release_rules
 from memix.io import atomic, flowset
 from memix.models import registry
 from memix.training import run as training
@@ -44,11 +46,16 @@ def run(params: Params, name: str, flow_dir: Path, out_dir: Path) -> dict[str, A
     methods = list(params.architectures.runs[name].methods)
     for method in methods:
         registry.check_trainable(run_params.model.name, method)
+    net = release_rules.network(run_params.model.model_dump(mode="json"))
+    release_rules.release_rule(net)  # a network without a recorded release rule fails here, before training
+    rules = list(dict.fromkeys([*run_params.eval.rules, "release"]))
+    eval_params = run_params.eval.model_copy(update={"rules": rules})
     out_dir = Path(out_dir)
     data = read_data(run_params, flow_dir)
     for method in methods:
         training.run(run_params, method, flow_dir=flow_dir, out_dir=out_dir / "train" / method, data=data)
-        evaluate.run(run_params.eval, method, train_dir=out_dir / "train" / method, out_dir=out_dir / "eval" / method)
+        evaluate.run(eval_params, method, train_dir=out_dir / "train" / method, out_dir=out_dir / "eval" / method,
+                     network=net)
     content = {
         "run": name,
         "model": run_params.model.model_dump(mode="json"),

@@ -39,9 +39,12 @@ class MethodEval:
         return float(values[-1]) if values and values[-1] is not None else None
 
     def per_dataset(self, rule: str, metric: str, dataset: str) -> list[float]:
+        """The seeds' figures of one source; a seed whose selection kept none of its clips (a release rule that
+        drops subjects never right) has none and is left out."""
         src = selection.source(rule, metric)
         try:
-            return [float(s[src]["per_dataset"][dataset][metric]) for s in self.content["per_seed"]]
+            values = [s[src]["per_dataset"][dataset][metric] for s in self.content["per_seed"]]
+            return [float(v) for v in values if v is not None]
         except (KeyError, TypeError) as err:
             raise ValueError(f"{self.path}: missing metric {src}/per_dataset/{dataset}/{metric} ({err})") from None
 
@@ -85,21 +88,36 @@ def _subject_cms(ev: MethodEval, src: str, seeds: list[int], units: pd.MultiInde
     seed_idx = pd.Index(seeds).get_indexer(rows["seed"])
     subj_idx = units.get_indexer(pd.MultiIndex.from_frame(rows[["dataset", "subject"]]))
     if (seed_idx < 0).any() or (subj_idx < 0).any():
-        raise ValueError(f"{ev.path.parent / 'selected.parquet'}: rows of seeds or subjects the baseline does not have")
+        raise ValueError(f"{ev.path.parent / 'selected.parquet'}: rows of seeds or subjects outside the comparison")
     return stats.subject_confusions(seed_idx, subj_idx, rows["true"].to_numpy(), rows["pred"].to_numpy(),
                                     len(seeds), len(units), k)
 
 
 def _check_paired(ev: MethodEval, base: MethodEval, src: str) -> None:
-    """Pairing needs the same test clips with the same truth in every seed."""
+    """Pairing needs the same test clips with the same truth in every seed. A release's rule may drop a subject
+    from its pool (:mod:`memix.evaluation.release_rules`): the subject's clips are then missing whole from one
+    side, where it counts nothing, as in that release's figure; any other difference is refused."""
     cols = ["seed", "clip_id", "dataset", "subject", "true"]
     a = ev.selected.loc[ev.selected["selection"] == src, cols].sort_values(cols[:2]).reset_index(drop=True)
     b = base.selected.loc[base.selected["selection"] == src, cols].sort_values(cols[:2]).reset_index(drop=True)
-    if not a.equals(b):
-        raise ValueError(
-            f"{ev.path.parent / 'selected.parquet'}: its {src} clips differ from the baseline's "
-            f"({base.path.parent / 'selected.parquet'}); methods are compared on the same clips only"
-        )
+    if a.equals(b) or (src.startswith("release") and _same_but_dropped_subjects(a, b)):
+        return
+    raise ValueError(
+        f"{ev.path.parent / 'selected.parquet'}: its {src} clips differ from the baseline's "
+        f"({base.path.parent / 'selected.parquet'}); methods are compared on the same clips only"
+    )
+
+
+def _same_but_dropped_subjects(a: pd.DataFrame, b: pd.DataFrame) -> bool:
+    """Whether every clip only one side has (or has with another truth) is of a (seed, subject) the other side
+    lacks entirely."""
+    units = ["seed", "dataset", "subject"]
+    both = a.merge(b, how="outer", on=list(a.columns), indicator=True)
+    for only, other in (("left_only", b), ("right_only", a)):
+        missing = both.loc[both["_merge"] == only, units].drop_duplicates()
+        if len(missing.merge(other[units].drop_duplicates(), on=units)):
+            return False
+    return True
 
 
 def compare(params: Params, evals: dict[str, MethodEval]) -> dict[str, dict[str, Row]]:
@@ -115,8 +133,9 @@ def compare(params: Params, evals: dict[str, MethodEval]) -> dict[str, dict[str,
     if not rules:
         raise ValueError("no epoch-selection rule is evaluated for every method (see eval.rules)")
     datasets = base.content.get("datasets", [])
-    units = pd.MultiIndex.from_frame(
-        base.selected[["dataset", "subject"]].drop_duplicates().sort_values(["dataset", "subject"]))
+    units = pd.MultiIndex.from_frame(  # every subject: a release's rule may drop one from the baseline's pool
+        pd.concat([ev.selected[["dataset", "subject"]] for ev in evals.values()])
+        .drop_duplicates().sort_values(["dataset", "subject"]))
     counts = stats.resample_counts(len(units), cp.bootstrap_resamples, cp.bootstrap_seed)
     cms: dict[tuple[str, str], np.ndarray] = {}
 
@@ -135,6 +154,7 @@ def compare(params: Params, evals: dict[str, MethodEval]) -> dict[str, dict[str,
             if len(datasets) > 1:
                 row.per_dataset = {
                     ds: {m: stats.Spread.of(ev.per_dataset(rule, m, ds)) for m in metrics.METRICS} for ds in datasets
+                    if ev.per_dataset(rule, "accuracy", ds)  # a source no seed kept a clip of has no figures
                 }
             if method != cp.baseline:
                 for src in dict.fromkeys(selection.source(rule, m) for m in metrics.METRICS):

@@ -1,15 +1,17 @@
 """Pooled LOSO evaluation of one method over all its seeds: ``data/train/<m>/`` -> ``reports/eval/<m>/``.
 
 For every seed, all folds' predictions are pooled and the metrics computed once on the pool (per-fold
-averages differ, since test folds are small and miss classes; the per-subject table has them). Two epoch
-selection rules are reported side by side: ``last`` (each fold's final epoch, the honest default) and
-``oracle`` (per subject the epoch that scores best on that subject itself, as the released MEMix code does,
-chosen separately for accuracy and for F1), which selects on the test set.
+averages differ, since test folds are small and miss classes; the per-subject table has them). The epoch
+selection rules are reported side by side: ``last`` (each fold's final epoch, the honest default), ``oracle``
+(per subject the epoch that scores best on that subject itself, as the released MEMix code does, chosen
+separately for accuracy and for F1), which selects on the test set, and, given the network, ``release`` (the
+selection of that network's own release, :mod:`memix.evaluation.release_rules`).
 
 Five files, so that DVC has little to check on a no-op:
 
 - ``metrics.json``: per seed and selection Acc, UF1, UAR, per class (and per source dataset when the
-  predictions come from several); the mean ± std over seeds per rule; the seed-mean training curves.
+  predictions come from several); the mean ± std over seeds per rule; the seed-mean training curves; with the
+  ``release`` rule, the network and its release's rule record.
 - ``per_subject.csv``: seed, selection, dataset, subject, n, accuracy, uf1, uar.
 - ``selected.parquet``: the chosen rows (seed, selection, clip_id, subject, dataset, true, pred), which is
   all the comparison's bootstrap needs.
@@ -27,7 +29,7 @@ import pandas as pd
 
 from memix import plots
 from memix.config import EvalParams, method_title
-from memix.evaluation import metrics, selection, stats
+from memix.evaluation import metrics, release_rules, selection, stats
 from memix.io import atomic
 from memix.io.checks import check_probabilities
 
@@ -35,8 +37,17 @@ PRED_COLUMNS = ("seed", "clip_id", "subject", "dataset", "fold", "epoch", "true"
 CURVE_COLUMNS = ("seed", "epoch", "train_loss", "train_accuracy", "test_accuracy")
 SELECTED_COLUMNS = ["seed", "selection", "clip_id", "subject", "dataset", "true", "pred"]
 FILES = ("metrics.json", "per_subject.csv", "selected.parquet", "confusion.csv", "confusion.png")
-RULE_LABELS = {"last": "last epoch", "oracle": "oracle: test-set best-Acc epoch"}
-"""How a confusion panel names its rule; the oracle panel shows the best-accuracy epochs."""
+RULE_LABELS = {"last": "last epoch", "oracle": "oracle: test-set best-Acc epoch",
+               "release": "release rule: its Acc epoch"}
+"""How a confusion panel names its rule; the oracle and release panels show the epochs their accuracy comes from
+(the release label also names the network: :func:`rule_label`)."""
+
+
+def rule_label(rule: str, network: str | None = None) -> str:
+    """A confusion panel's (and confusion.csv's) name of ``rule``; the release rule names its network."""
+    if rule == "release" and network is not None:
+        return f"{network} release rule: its Acc epoch"
+    return RULE_LABELS[rule]
 
 
 def read_predictions(path: Path) -> tuple[pd.DataFrame, int, list[str]]:
@@ -111,6 +122,9 @@ def _scores(chosen: pd.DataFrame, k: int, names: list[str], datasets: list[str])
         out["per_dataset"] = {}
         for ds in datasets:
             part = chosen[chosen["dataset"] == ds]
+            if part.empty:  # every subject of the source dropped by a release rule: no figure, not a NaN
+                out["per_dataset"][ds] = {**{m: None for m in metrics.METRICS}, "n": 0}
+                continue
             cm = metrics.confusion(part["true"].to_numpy(), part["pred"].to_numpy(), k)
             scores = metrics.part_from_confusion(cm)
             out["per_dataset"][ds] = {**{m: float(v) for m, v in scores.items()}, "n": int(len(part))}
@@ -120,7 +134,7 @@ def _scores(chosen: pd.DataFrame, k: int, names: list[str], datasets: list[str])
 def per_subject(selected: pd.DataFrame, k: int) -> pd.DataFrame:
     """One row per (seed, selection, test subject): clip count, Acc, UF1 and UAR of that subject's clips."""
     keys = ["seed", "selection", "dataset", "subject"]
-    order = {name: i for i, name in enumerate(selection.SELECTIONS["last"] + selection.SELECTIONS["oracle"])}
+    order = {name: i for i, name in enumerate(n for names in selection.SELECTIONS.values() for n in names)}
     sel = selected.assign(_order=selected["selection"].map(order))
     group_keys = ["seed", "_order", "dataset", "subject"]
     ids = sel.groupby(group_keys, sort=True).ngroup().to_numpy()
@@ -133,31 +147,44 @@ def per_subject(selected: pd.DataFrame, k: int) -> pd.DataFrame:
 
 
 def _confusion_panels(
-    selected: pd.DataFrame, rules: list[str], title: str, names: list[str], k: int
+    selected: pd.DataFrame, rules: list[str], title: str, names: list[str], k: int, network: str | None = None
 ) -> tuple[pd.DataFrame, list[tuple[str, np.ndarray]]]:
-    """The confusion csv's rows and the PNG's panels: per seed, the last rule and the oracle's accuracy pick."""
+    """The confusion csv's rows and the PNG's panels: per seed and rule, the rows its accuracy comes from."""
     rows, panels = [], []
     for seed, runs in selected.groupby("seed", sort=True):
         for rule in rules:
             part = runs[runs["selection"] == selection.source(rule, "accuracy")]
+            label = rule_label(rule, network)
             rows.append(pd.DataFrame({
                 "seed": seed,
-                "rule": RULE_LABELS[rule],
+                "rule": label,
                 "actual": [names[t] for t in part["true"]],
                 "predicted": [names[p] for p in part["pred"]],
             }))
             cm = metrics.confusion(part["true"].to_numpy(), part["pred"].to_numpy(), k)
-            panels.append((f"{title}, seed {seed}\n{RULE_LABELS[rule]}, n={len(part)}", cm))
+            panels.append((f"{title}, seed {seed}\n{label}, n={len(part)}", cm))
     return pd.concat(rows, ignore_index=True), panels
 
 
 def evaluate(
-    preds: pd.DataFrame, k: int, names: list[str], rules: list[str], method: str
+    preds: pd.DataFrame, k: int, names: list[str], rules: list[str], method: str, network: str | None = None
 ) -> tuple[dict[str, Any], pd.DataFrame]:
-    """metrics.json's content (without curves) and the selected rows, from validated predictions."""
+    """metrics.json's content (without curves) and the selected rows, from validated predictions; the ``release``
+    rule applies ``network``'s release's selection."""
     seeds = sorted(int(s) for s in preds["seed"].unique())
     datasets = sorted(preds["dataset"].unique())
-    chosen = selection.select(preds, rules)
+    release = None
+    if "release" in rules:
+        if network is None:
+            raise ValueError("eval.rules has 'release': evaluating it needs the network whose release's selection "
+                             "it applies (evaluate.run(..., network=...))")
+        release = release_rules.release_rule(network)
+    chosen = selection.select(preds, rules, network)
+    for name, rows in chosen.items():
+        empty = sorted(set(seeds) - set(rows["seed"].unique().tolist()))
+        if empty:
+            raise ValueError(f"selection {name} keeps no clip of seed {empty[0]} ({network}'s release drops every "
+                             "subject it never gets right, and this seed got none right)")
     selected = pd.concat(
         [rows.assign(selection=name) for name, rows in chosen.items()], ignore_index=True
     )[SELECTED_COLUMNS]
@@ -180,12 +207,15 @@ def evaluate(
         "classes": names,
         "datasets": datasets,
         "seeds": seeds,
-        "rules": {rule: selection.RULES[rule] for rule in rules},
+        "rules": {rule: _rule_text(rule, release) for rule in rules},
         "n_clips": int(len(one_seed)),
         "n_subjects": int(one_seed[["dataset", "subject"]].drop_duplicates().shape[0]),
         "per_seed": per_seed,
         "mean": mean,
     }
+    if release is not None:
+        content["network"] = release.network
+        content["release_rule"] = release.record()
     if len(datasets) > 1:
         content["per_dataset"] = {
             ds: {"n_clips": int((one_seed["dataset"] == ds).sum()),
@@ -195,20 +225,29 @@ def evaluate(
     return content, selected
 
 
-def run(params: EvalParams, method: str, train_dir: Path, out_dir: Path) -> dict[str, Any]:
+def _rule_text(rule: str, release: release_rules.ReleaseRule | None) -> str:
+    if rule == "release" and release is not None:
+        return f"{release.network}'s release ({release.release}, {release.where}): {release.description}"
+    return selection.RULES[rule]
+
+
+def run(
+    params: EvalParams, method: str, train_dir: Path, out_dir: Path, network: str | None = None
+) -> dict[str, Any]:
     """Evaluate ``train_dir``'s predictions.parquet and curves.csv into ``out_dir`` (built in a temp folder,
-    renamed whole); returns metrics.json's content."""
+    renamed whole); returns metrics.json's content. ``network`` (an architecture's name, ``mixmeformer`` or
+    ``vit``) is needed by the ``release`` rule only."""
     train_dir = Path(train_dir)
     preds, k, names = read_predictions(train_dir / "predictions.parquet")
-    rules = list(params.rules)
-    content, selected = evaluate(preds, k, names, rules, method)
+    rules = list(dict.fromkeys(params.rules))
+    content, selected = evaluate(preds, k, names, rules, method, network)
     curves = read_curves(train_dir / "curves.csv", content["seeds"])
     content["curves"] = {
         col: [None if pd.isna(v) else float(v) for v in curves[col]] if col != "epoch" else curves[col].tolist()
         for col in curves.columns
     }
     title = method_title(method)
-    conf_rows, panels = _confusion_panels(selected, rules, title, names, k)
+    conf_rows, panels = _confusion_panels(selected, rules, title, names, k, content.get("network"))
 
     out_dir = Path(out_dir)
     with atomic.atomic_path(out_dir, owned=atomic.owned_if_holds(*FILES)) as tmp:

@@ -1,7 +1,8 @@
-"""The epoch-selection rules: ``last`` (honest) and ``oracle`` (test-set selection, as published numbers were).
+"""The epoch-selection rules: ``last`` (honest), ``oracle`` (test-set selection, as published numbers were) and
+``release`` (each network under its own release's selection: :mod:`memix.evaluation.release_rules`).
 
 Each takes the predictions of every seed, fold and evaluated epoch and returns the rows of the chosen epochs,
-one epoch per (seed, fold).
+one epoch per (seed, fold) (none for a fold a release drops).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from memix.evaluation import metrics
+from memix.evaluation import metrics, release_rules
 
 RUN = ["seed", "fold"]
 """One LOSO fold of one training run: the unit an epoch is chosen for."""
@@ -19,30 +20,56 @@ RULES = {
     "oracle": "TEST-SET SELECTION: per subject the epoch that scores best on that test subject itself "
     "(Acc from its best-accuracy epoch, the earliest of ties; UF1 and UAR from its best-F1 epoch, the latest of "
     "ties; the released MEMix code's rule)",
+    "release": "the model's own release's epoch selection (memix.evaluation.release_rules; most are test-set "
+    "selection)",
 }
-"""The two rules, as every table explains them."""
+"""The rules, as every table explains them."""
 
-SELECTIONS = {"last": ("last",), "oracle": ("oracle_acc", "oracle_f1")}
-"""The epoch selections each rule needs: the oracle rule chooses by accuracy and by F1 separately."""
+SELECTIONS = {"last": ("last",), "oracle": ("oracle_acc", "oracle_f1"), "release": ("release_acc", "release_f1")}
+"""The epoch selections each rule needs: the oracle rule chooses by accuracy and by F1 separately; so may a
+release (one that chooses one epoch for every metric gives both names the same rows)."""
 
 
 def source(rule: str, metric: str) -> str:
     """The selection a rule's figure ``metric`` (accuracy, uf1, uar) is computed on."""
     if rule == "last":
         return "last"
-    return "oracle_acc" if metric == "accuracy" else "oracle_f1"
+    if rule not in SELECTIONS:
+        raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(RULES)}")
+    acc, f1 = SELECTIONS[rule]
+    return acc if metric == "accuracy" else f1
 
 
-def select(preds: pd.DataFrame, rules: list[str]) -> dict[str, pd.DataFrame]:
-    """The rows of every selection the given rules need, each computed once."""
+def select(preds: pd.DataFrame, rules: list[str], network: str | None = None) -> dict[str, pd.DataFrame]:
+    """The rows of every selection the given rules need, each computed once; ``release`` needs the ``network``
+    whose release's rule it applies (:func:`memix.evaluation.release_rules.release_rule`)."""
     chosen: dict[str, pd.DataFrame] = {}
     for rule in rules:
+        if rule not in SELECTIONS:
+            raise ValueError(f"unknown selection rule {rule!r}; valid: {', '.join(RULES)}")
+        if rule == "release":
+            if network is None:
+                raise ValueError("the release rule needs the network whose release's selection it applies")
+            chosen.update(select_release(preds, release_rules.release_rule(network)))
+            continue
         for name in SELECTIONS[rule]:
             if name == "last":
                 chosen[name] = select_last(preds)
             else:
                 chosen[name] = select_oracle(preds, "accuracy" if name == "oracle_acc" else "f1")
     return chosen
+
+
+def select_release(preds: pd.DataFrame, rule: release_rules.ReleaseRule) -> dict[str, pd.DataFrame]:
+    """``release_acc`` and ``release_f1``: the rows a release keeps for its accuracy and for its F1 (the same rows
+    for a release that keeps one epoch for every metric)."""
+    if rule.selects == "last":
+        acc = f1 = select_last(preds)
+    elif rule.selects == "oracle":
+        acc, f1 = select_oracle(preds, "accuracy"), select_oracle(preds, "f1")
+    else:
+        acc = f1 = release_rules.select_best_accuracy(preds, rule)
+    return {"release_acc": acc, "release_f1": f1}
 
 
 def select_last(preds: pd.DataFrame) -> pd.DataFrame:

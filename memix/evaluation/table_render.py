@@ -31,6 +31,10 @@ PAPER_CASME2 = {
 }
 
 LABELS = {"accuracy": "Acc (%)", "uf1": "UF1", "uar": "UAR"}
+RULE_TITLES = {"last": "Honest rule: last epoch", "oracle": "Oracle rule (TEST-SET SELECTION)",
+               "release": "Release rule (the model's own release's selection; for the flow ViT, the MEMix release's "
+               "TEST-SET SELECTION)"}
+BAR_LABELS = {"last": "last epoch", "oracle": "oracle (test-set selection)", "release": "release's own rule"}
 SHORT = {"accuracy": "acc", "uf1": "uf1", "uar": "uar"}
 SCALE = {"accuracy": (100.0, 2), "uf1": (1.0, 4), "uar": (1.0, 4)}
 
@@ -94,7 +98,8 @@ def to_json(
 
 
 def summary(table: dict[str, dict[str, Row]]) -> dict[str, float]:
-    """``<method>.<acc|uf1|uar>`` (last rule) and ``<method>.<metric>_oracle``: seed means rounded to 4 digits."""
+    """``<method>.<acc|uf1|uar>`` (last rule) and ``<method>.<metric>_<rule>`` (oracle, release): seed means rounded
+    to 4 digits."""
     out: dict[str, float] = {}
     methods = next(iter(table.values()))
     for method in methods:
@@ -145,10 +150,9 @@ def render_markdown(
         "recomputing the seed mean of the pooled metric for both methods. A **bold** Δ is significant: its interval",
         "excludes 0. The per-seed Δ compare each method with the baseline trained with the same seed.",
     ]
-    rule_titles = {"last": "Honest rule: last epoch", "oracle": "Oracle rule (TEST-SET SELECTION)"}
     for rule, rows in table.items():
-        lines += ["", f"## {rule_titles[rule]}", "", f"_{selection.RULES[rule]}._", ""]
-        if rule == "oracle":
+        lines += ["", f"## {RULE_TITLES[rule]}", "", f"_{selection.RULES[rule]}._", ""]
+        if rule != "last":
             lines[-1:-1] = ["The intervals take the chosen epochs as given: they ignore that the choice was made on "
                             "the test subjects."]
         with_train = rule == "last"  # the training accuracy does not depend on the selection rule: shown once
@@ -224,7 +228,7 @@ def render_png(table: dict[str, dict[str, Row]], baseline: str, path: Path) -> N
     # fixed margins (room for the rotated method names): constrained layout would double the drawing time
     fig.subplots_adjust(left=0.11, right=0.99, bottom=0.3, top=0.9, wspace=0.4)
     axes = fig.subplots(1, len(metrics.METRICS))
-    colours = {"last": "#3b75af", "oracle": "#c44e52"}
+    colours = {"last": "#3b75af", "oracle": "#c44e52", "release": "#dd8452"}
     width = 0.8 / len(table)
     for ax, m in zip(axes, metrics.METRICS, strict=True):
         scale = SCALE[m][0]
@@ -232,8 +236,7 @@ def render_png(table: dict[str, dict[str, Row]], baseline: str, path: Path) -> N
             offset = (i - (len(table) - 1) / 2) * width
             s = [rows[meth].spread[m] for meth in methods]
             ax.bar(x + offset, [v.mean * scale for v in s], width * 0.95, yerr=[v.std * scale for v in s],
-                   color=colours[rule], alpha=0.85, capsize=3,
-                   label="last epoch" if rule == "last" else "oracle (test-set selection)")
+                   color=colours[rule], alpha=0.85, capsize=3, label=BAR_LABELS[rule])
             for j, v in enumerate(s):
                 ax.plot([x[j] + offset] * len(v.values), [w * scale for w in v.values], "k.", ms=3)
         ax.set_xticks(x, names, rotation=35, ha="right")

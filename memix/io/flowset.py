@@ -3,8 +3,10 @@
 A flow set is a shard folder (:mod:`memix.io.shards`) with the array ``flow`` (N, C, S, S) float16 (channels
 u, v[, strain], vectors in pixels of the S-sized image), usually ``onset`` and ``apex`` (N, S, S) uint8 (the
 aligned onset and apex faces at the same size: MixMeFormer's face stream, and the input of the comparison networks
-that take faces, read as :func:`faces_view`), an index with clip_id, subject, label, label_id and per-clip sums
-(``n_pixels``, ``sum_<ch>``, ``sumsq_<ch>``) so any subset of clips gets its channel statistics without
+that take faces), with ``flow.pairs`` apex_offset also ``flow_offset`` (N, C, S, S) (the apex -> offset flow), an
+index with clip_id, subject, label, label_id, per-clip sums (``n_pixels``, ``sum_<ch>``, ``sumsq_<ch>``) and the
+faces stage's five points in the tensors' pixels (``landmarks``, for the region views of :mod:`memix.io.views`), so
+any subset of clips gets its channel statistics without
 touching the arrays, and ``stats.json`` (channels, whole-set mean/std, flow method and its settings).
 
 Writer: :mod:`memix.preprocess.flow`. Readers: training, ``memix show`` and the mixing figure, all through
@@ -28,9 +30,10 @@ from memix.io.checks import nonfinite_rows
 
 STATS_FILE = "stats.json"
 FACE_CHANNELS = ("onset", "apex")
-"""The channels of :func:`faces_view`: grey faces, 0..255."""
-INPUT_KINDS = ("flow", "faces")
-"""What a model reads from a flow set (:func:`read`'s ``inputs``): the flow, or the onset and apex faces."""
+"""The channels of :func:`memix.io.views.faces_view`: grey faces, 0..255."""
+INPUT_KINDS = ("flow", "faces", "regions", "sequence")
+"""What a model reads from a flow set (:func:`read`'s ``inputs``): the flow, or a view of it (:mod:`memix.io.views`:
+the onset and apex faces, the flow's facial-region blocks, or those of the whole sequence)."""
 BASE_COLUMNS = ("clip_id", "subject", "label", "label_id", "n_pixels")
 
 
@@ -73,7 +76,8 @@ class FlowSet:
 def read(path: str | Path, need_onset: bool = False, inputs: str = "flow") -> FlowSet:
     """Open the flow set at ``path`` (memory-mapped); every problem is an error naming the file and field.
 
-    ``inputs="faces"`` returns :func:`faces_view` of it: the model input is then the onset and apex faces.
+    Any other ``inputs`` returns that view of it (:func:`memix.io.views.view`): the model input is then the onset
+    and apex faces, or the facial-region images HTNet and CausalNet read.
     """
     if inputs not in INPUT_KINDS:
         raise ValueError(f"inputs {inputs!r}: a flow set holds {', '.join(INPUT_KINDS)}")
@@ -101,29 +105,11 @@ def read(path: str | Path, need_onset: bool = False, inputs: str = "flow") -> Fl
     if onset is not None and onset.shape != (shape[0], shape[2], shape[3]):
         raise ValueError(f"{path}: array onset has shape {onset.shape}; expected ({shape[0]}, {shape[2]}, {shape[3]})")
     data = FlowSet(path=path, index=index, flow=flow, onset=onset, stats=stats)
-    return data if inputs == "flow" else faces_view(data, arrays.get("apex"))
+    if inputs == "flow":
+        return data
+    from memix.io import views  # views build on this module's FlowSet
 
-
-def faces_view(data: FlowSet, apex: np.ndarray | None) -> FlowSet:
-    """The flow set with its aligned onset and apex faces as the model input: ``flow`` (N, 2, S, S) float16 holding
-    the grey levels 0..255 (exact in float16), channels :data:`FACE_CHANNELS`, the index's per-clip sums of those
-    (so LOSO folds get their own normalisation, as for flow). ``onset`` stays (MixMeFormer's stream reads it)."""
-    if data.onset is None or apex is None:
-        raise ValueError(f"{data.path}: the model takes the onset and apex faces, but the flow set lacks array "
-                         f"{'onset' if data.onset is None else 'apex'} (written by an older flow stage? "
-                         "`dvc repro flow`)")
-    if apex.shape != data.onset.shape:
-        raise ValueError(f"{data.path}: array apex has shape {apex.shape}; expected {data.onset.shape} (as onset)")
-    faces = np.stack([data.onset, apex], axis=1)
-    index = data.index.drop(columns=[c for c in data.index.columns if c.startswith(("sum_", "sumsq_"))])
-    pixels = faces.astype(np.float64)
-    for c, ch in enumerate(FACE_CHANNELS):
-        index[f"sum_{ch}"] = pixels[:, c].sum(axis=(1, 2))
-        index[f"sumsq_{ch}"] = (pixels[:, c] ** 2).sum(axis=(1, 2))
-    mean, std = channel_stats(index, list(FACE_CHANNELS))
-    stats = {**data.stats, "channels": list(FACE_CHANNELS), "inputs": "faces", "flow_channels": data.channels,
-             "mean": [float(x) for x in mean], "std": [float(x) for x in std]}
-    return FlowSet(path=data.path, index=index, flow=faces.astype(np.float16), onset=data.onset, stats=stats)
+    return views.view(data, inputs, arrays)
 
 
 def write(

@@ -1,6 +1,7 @@
 """The published MER comparison the architecture table is read against (MixMeFormer's comparison, Gu et al.,
-ICASSP 2024; figures as it prints them, Acc / F1, on SAMM). Data, not code: one row per network, with the
-registry name where memix builds it and, where it does not, what public material lacks.
+ICASSP 2024; figures as it prints them, Acc / F1, on SAMM), followed by the field's public networks since then
+(HTNet, CausalNet: their own releases' figures on the MEGC 2019 composite, UF1 / UAR). Data, not code: one row per
+network, with the registry name where memix builds it and, where it does not, what public material lacks.
 
 The rows are not one protocol (STSTNet's "Acc" is its UAR on the MEGC 2019 composite, read last-epoch), and for
 seven rows the figure's own source could not be read. Every row carries its label (dataset, classes, metric,
@@ -52,10 +53,11 @@ class PublishedRow:
     year: int
     kind: str
     acc: float | None
-    f1: float | None
+    f1: float | None  # UF1 where the source prints UF1 (the pooled macro F1 of a LOSO run)
     built: str | None = None
     why: str = ""
     label: Label | None = None
+    uar: float | None = None
 
 
 def _unread(line: int, note: str = "") -> Label:
@@ -100,7 +102,9 @@ PUBLISHED_TABLE: tuple[PublishedRow, ...] = (
     PublishedRow("MMNet", 2022, "CNN + Transformer", 90.22, 0.8391, built="mmnet"),
     PublishedRow(
         "FRL-DGT", 2023, "CNN + Transformer", None, 0.7720,
-        why="no public code or weights; the public material we could reach (its abstract, arXiv 2304.04420) names a "
+        why="no public code or weights; the public material we could reach (its abstract, arXiv 2304.04420, and the "
+        "opening of its ar5iv HTML rendering: title, authors, abstract and the introduction's first paragraphs; its "
+        "method section could not be read from here) names a "
         "convolutional displacement generator on onset and apex and three transformer fusions (AU-region local and "
         "global, full face) but not their layers, widths, AU regions or losses, so a build would invent the network "
         "rather than reimplement it",
@@ -116,4 +120,6 @@ PUBLISHED_TABLE: tuple[PublishedRow, ...] = (
             source=f"{README}, line 21",
         ),
     ),
+    PublishedRow("HTNet", 2023, "Transformer", None, 0.8603, built="htnet", uar=0.8475),
+    PublishedRow("CausalNet", 2025, "Transformer", 91.18, 0.8976, built="causalnet", uar=0.9020),
 )

@@ -10,7 +10,9 @@ options each constructor takes are declared with their types, defaults and valid
 Mixing: the input-space methods (``none``, ``mixup``, ``cutmix``, ``remix``, ``balanced_mixup``, ``mixaugment``)
 work for every architecture, ``manifold_mixup`` mixes the hidden tensor between the stages each module declares;
 TransMix and MEMix weight the label by a ViT's CLS attention over the 14 x 14 flow patches, which none of these
-networks has, so they are refused with that reason rather than approximated (the paper's MEMix stays exact).
+networks has (HTNet's and CausalNet's attention runs inside facial-region blocks, over one token per block at their
+releases' sizes, or over four region tokens: no class token, no attention over the flow's patches), so they are
+refused with that reason rather than approximated (the paper's MEMix stays exact).
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import inspect
 from types import ModuleType
 from typing import Any
 
-from memix.models.arch import aman, mmnet, ststnet  # imported, not looked up: the stages' code listings follow imports
+from memix.models.arch import (  # imported, not looked up: the stages' code listings follow imports
+    aman,
+    causalnet,
+    htnet,
+    mmnet,
+    ststnet,
+)
 from memix.names import ATTENTION_METHODS, INPUT_SPACE_METHODS
 
 
@@ -35,7 +43,8 @@ class Architecture:
 
     @property
     def inputs(self) -> str:
-        """What it reads from the flow set (``flow`` or ``faces``: :data:`memix.io.flowset.INPUT_KINDS`)."""
+        """What it reads from the flow set (``flow``, or a view: ``faces``, ``regions``, ``sequence``;
+        :data:`memix.io.flowset.INPUT_KINDS`)."""
         return str(self.module.INPUTS)
 
     @property
@@ -49,6 +58,8 @@ ARCHITECTURES: dict[str, Architecture] = {
     for a in (
         Architecture("ststnet", ststnet, "STSTNet"),
         Architecture("mmnet", mmnet, "MMNet"),
+        Architecture("htnet", htnet, "HTNet"),
+        Architecture("causalnet", causalnet, "CausalNet"),
         Architecture(
             "aman", aman, "AMAN",
             missing_input="magnified frames (several magnification levels of each clip's frames, from the "
@@ -64,8 +75,8 @@ def is_architecture(name: str) -> bool:
 
 
 def input_kind(name: str) -> str:
-    """What ``model.name`` reads from the flow set: ``faces`` (onset and apex) for a network that says so, else
-    ``flow`` (every ViT, MixMeFormer's face stream aside)."""
+    """What ``model.name`` reads from the flow set: a view (``faces``, ``regions``, ``sequence``) for a network that
+    says so, else ``flow`` (every ViT, MixMeFormer's face stream aside)."""
     return architecture(name).inputs if is_architecture(name) else "flow"
 
 
@@ -109,6 +120,21 @@ def constructor_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         raise ValueError(f"model.options {unknown} are not options of {arch.cls} (it takes {', '.join(accepted)})")
     return dict(options)
+
+
+REGION_INPUTS = ("regions", "sequence")
+"""Views made of facial-region blocks (:mod:`memix.io.views`): images of four places of the face side by side."""
+
+
+def augment_problem(name: str, flip: bool, rotate_deg: float, translate_frac: float) -> str | None:
+    """Why ``train.augment`` cannot apply to ``model.name`` ``name`` (None when it can): flipping, turning or moving a
+    region image moves its blocks across one another, which no face does (and neither release augments)."""
+    if input_kind(name) not in REGION_INPUTS or not (flip or rotate_deg or translate_frac):
+        return None
+    return (f"model.name {name!r} reads {input_kind(name)} images: four facial-region blocks side by side, which a "
+            "flip, rotation or shift would move across one another (its release does not augment); set "
+            "train.augment: {flip: false, rotate_deg: 0.0, translate_frac: 0.0} (for an architecture run, in "
+            "architectures.runs.<run>.train)")
 
 
 def check_trainable(name: str, method: str) -> None:

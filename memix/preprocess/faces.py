@@ -8,7 +8,11 @@ would give a flow of nothing under the clip's label); ``on_missing`` decides for
 
 Output (``data/processed/faces/``), a shard folder (``memix.io.shards``):
 
-* arrays ``onset`` and ``apex``: uint8 (N, S, S);
+* arrays ``onset`` and ``apex``: uint8 (N, S, S); with ``offset`` (``flow.pairs`` holding ``apex_offset``: the
+  apex -> offset flow of the whole-sequence networks) also ``offset``, the clip's last frame on disk at or before
+  its offset, cropped with the onset's transform like the apex and not searched for a face (the apex already was);
+  ``report.json`` counts the clips whose offset frame is their apex (``n_offset_at_apex``: no apex -> offset
+  motion);
 * index columns: clip_id, dataset, subject, label, label_id (from the clip index), status ("ok"), score,
   n_faces, landmarks (10 floats: x, y of ``LANDMARK_NAMES`` in source pixels), affine (6 floats, row
   major, source px -> crop px), box_x0, box_y0, box_x1, box_y1 (the mesh's extent in source pixels);
@@ -164,8 +168,10 @@ def run(
     model_path: Path,
     out_dir: Path,
     on_bad_frame: str = "error",
+    offset: bool = False,
 ) -> None:
-    """Align every clip of the clip index and write the faces shard folder + report.json atomically.
+    """Align every clip of the clip index and write the faces shard folder + report.json atomically (``offset``:
+    crop each clip's offset frame too).
 
     A clip without a face on its onset or apex frame stops the stage or is skipped (``params.on_missing``); one
     with a damaged frame likewise per ``on_bad_frame`` (``dataset.on_bad_frame``). Skips are in report.json.
@@ -179,6 +185,8 @@ def run(
     rows: list[dict] = []
     onsets: list[np.ndarray] = []
     apexes: list[np.ndarray] = []
+    offsets: list[np.ndarray] = []
+    at_apex = 0
     frame_rows: list[dict] = []
     frame_crops: list[np.ndarray] = []
     skipped: list[dict] = []
@@ -192,6 +200,8 @@ def run(
             apex_file = dataset_root / str(clip.apex_path)
             try:
                 aligned = align_clip(detector, onset_file, apex_file, clip_id, size, params.margin)
+                want_offset = aligned is not None and offset
+                offset_crop = _offset_crop(clip, dataset_root, aligned, size) if want_offset else None
                 crops = (
                     _align_all_frames(clip, dataset_root, aligned.affine, size, aligned.rgb.shape[:2])
                     if aligned is not None and params.all_frames
@@ -231,6 +241,9 @@ def run(
             )
             onsets.append(aligned.onset)
             apexes.append(aligned.apex)
+            if offset_crop is not None:
+                offsets.append(offset_crop[0])
+                at_apex += int(offset_crop[1])
             row = {
                 "clip_id": clip_id,
                 "dataset": clip.dataset,
@@ -240,7 +253,7 @@ def run(
                 "status": "ok",
                 "score": scorer.score(aligned.rgb, box),
                 "n_faces": aligned.n_faces,
-                "landmarks": _used_landmarks(mesh, aligned.left, aligned.right),
+                "landmarks": used_landmarks(mesh, aligned.left, aligned.right),
                 "affine": [float(v) for v in affine.ravel()],
                 "box_x0": box[0],
                 "box_y0": box[1],
@@ -264,6 +277,8 @@ def run(
         "onset": np.stack(onsets) if onsets else empty,
         "apex": np.stack(apexes) if apexes else empty,
     }
+    if offset:
+        arrays["offset"] = np.stack(offsets) if offsets else empty
     report = {
         "n_clips": len(clips),
         "n_ok": len(rows),
@@ -274,6 +289,7 @@ def run(
         "size": size,
         "margin": params.margin,
         "all_frames": params.all_frames,
+        **({"n_offset_at_apex": at_apex} if offset else {}),
         "n_frames": len(frame_rows),
         "score": "BlazeFace score from the face model bundle, matched to the mesh by IoU >= 0.3; NaN if unmatched",
     }
@@ -293,6 +309,31 @@ def run(
         log.warning("faces: %d clip(s) skipped for want of a face, listed in %s", len(skipped), out_dir / "report.json")
 
 
+def offset_frame(clip_dir: Path, apex: int, offset: int) -> str:
+    """The file of the clip's offset frame: the last frame on disk numbered apex..offset (a sheet's offset past the
+    frames on disk, or a missing offset file, falls back to the last one there is)."""
+    frames = {n: name for n, name in list_frames(clip_dir).items() if apex <= n <= offset}
+    if not frames:
+        raise ValueError(f"{clip_dir}: no frame numbered between the apex {apex} and the offset {offset}")
+    return frames[max(frames)]
+
+
+def _offset_crop(clip, dataset_root: Path, aligned: AlignedClip, size: int) -> tuple[np.ndarray, bool]:
+    """The offset face, and whether the offset frame is the apex frame itself (no apex -> offset motion)."""
+    clip_dir = dataset_root / str(clip.frame_dir)
+    name = offset_frame(clip_dir, int(clip.apex), int(clip.offset))
+    at_apex = name == Path(str(clip.apex_path)).name
+    return crop_like_onset(clip_dir / name, str(clip.clip_id), aligned, size), at_apex
+
+
+def crop_like_onset(path: Path, clip_id: str, aligned: AlignedClip, size: int) -> np.ndarray:
+    """Another frame of the clip (the offset) cropped with the onset's transform, as the apex is."""
+    frame = read_frame(path, clip_id)
+    if frame.shape[:2] != aligned.rgb.shape[:2]:
+        raise ValueError(f"clip {clip_id}: frame {path} differs in size from the onset frame")
+    return crop(frame, aligned.affine, size)
+
+
 def _align_all_frames(
     clip, dataset_root: Path, affine: np.ndarray, size: int, shape: tuple[int, int]
 ) -> list[tuple[int, np.ndarray]]:
@@ -309,7 +350,8 @@ def _align_all_frames(
     return out
 
 
-def _used_landmarks(mesh: np.ndarray, left: np.ndarray, right: np.ndarray) -> list[float]:
+def used_landmarks(mesh: np.ndarray, left: np.ndarray, right: np.ndarray) -> list[float]:
+    """The five points the index records (x, y of :data:`LANDMARK_NAMES`, source px): MTCNN's five, from the mesh."""
     pts = [left, right, mesh[NOSE_TIP, :2], mesh[MOUTH_LEFT, :2], mesh[MOUTH_RIGHT, :2]]
     return [float(v) for p in pts for v in p]
 
@@ -334,4 +376,5 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-__all__ = ["LANDMARK_NAMES", "AlignedClip", "FaceScorer", "align_clip", "crop", "run"]
+__all__ = ["LANDMARK_NAMES", "AlignedClip", "FaceScorer", "align_clip", "crop", "crop_like_onset", "offset_frame",
+           "run", "used_landmarks"]

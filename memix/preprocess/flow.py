@@ -1,6 +1,7 @@
 """The flow stage: faces shard folder -> flow set (:mod:`memix.io.flowset`) and the flow montage PNG.
 
-Per clip: onset -> apex flow at the aligned crop size, optical strain on that full-resolution field
+Per clip: onset -> apex flow (and, with ``flow.pairs`` holding ``apex_offset``, the apex -> offset flow, stored as
+``flow_offset`` the same way) at the aligned crop size, optical strain on that full-resolution field
 (strain is a dimensionless derivative, so it is computed where the flow is sharpest, then
 area-averaged to ``flow.size`` like an image), flow resized to ``flow.size`` with its vectors
 rescaled to the new pixels. Clips run in a process pool, one OpenCV thread each, and come back in
@@ -18,6 +19,10 @@ largest flow magnitude of each clip (``max_mag``, in pixels of the stored ``flow
 
 ``flow.on_outlier: keep`` (default) only lists them; ``drop`` also leaves them out of the flow set. Either way the
 stage ends with a warning on stderr naming them (:func:`listed_warning`).
+
+The index also carries each clip's five facial points (``landmarks``: x, y of the faces stage's
+``LANDMARK_NAMES`` mapped through its affine into the pixels of the stored ``flow.size`` tensors), from which the
+region networks' blocks are cut (:mod:`memix.io.views`).
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from memix.preprocess import optical_flow
 from memix.workers import start_worker
 
 FACES_COLUMNS = ("clip_id", "dataset", "subject", "label", "label_id")  # dataset: the clip's source
+POINT_COLUMNS = ("landmarks", "affine")  # the faces index's points (source px) and its source -> crop transform
 REPORT_FILE = "report.json"
 NO_MOTION_PX = 0.01
 
@@ -54,6 +60,7 @@ class _Job:
     onset: np.ndarray
     apex: np.ndarray
     keep_full: bool
+    offset: np.ndarray | None = None  # the offset face, when flow.pairs holds apex_offset
 
 
 @dataclass(frozen=True)
@@ -66,16 +73,21 @@ class _Result:
     sums: np.ndarray  # (C,) float64 over the stored float16 values
     sumsqs: np.ndarray
     full: tuple[np.ndarray, np.ndarray] | None  # crop-size (flow, strain) for the montage
+    offset_tensor: np.ndarray | None = None  # (C, S, S) float16 apex -> offset flow (flow.pairs apex_offset)
 
 
 def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) -> None:
     """Compute every clip's flow tensor, write the flow set ``out_dir`` and the montage, atomically."""
     faces_dir, out_dir, montage_path = Path(faces_dir), Path(out_dir), Path(montage_path)
-    index, onsets, apexes = _load_faces(faces_dir)
+    sequence = "apex_offset" in params.pairs
+    index, arrays_in = _load_faces(faces_dir, sequence)
+    onsets, apexes, offsets = arrays_in["onset"], arrays_in["apex"], arrays_in["offset"] if sequence else None
     montage_rows = pick_montage_rows(index, params.montage_per_class)
     keep = set(montage_rows)
     jobs = [
-        _Job(str(cid), np.array(onsets[i]), np.array(apexes[i]), i in keep) for i, cid in enumerate(index["clip_id"])
+        _Job(str(cid), np.array(onsets[i]), np.array(apexes[i]), i in keep,
+             None if offsets is None else np.array(offsets[i]))
+        for i, cid in enumerate(index["clip_id"])
     ]
     results = _compute_all(params, jobs, faces_dir)
     flagged = unusual_clips(np.array([r.max_mag for r in results], dtype=np.float64), params.outlier_factor)
@@ -100,11 +112,15 @@ def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) 
         out_index[f"sum_{ch}"] = np.array([r.sums[c] for r in results], dtype=np.float64)
         out_index[f"sumsq_{ch}"] = np.array([r.sumsqs[c] for r in results], dtype=np.float64)
     out_index["n_pixels"] = np.full(len(results), size * size, dtype=np.int64)
+    if all(c in index.columns for c in POINT_COLUMNS):  # the faces stage writes them; a hand-made folder may not
+        out_index["landmarks"] = flow_points(index, int(onsets.shape[1]), size)
     arrays = {
         "flow": np.stack([r.tensor for r in results]),
         "onset": np.stack([r.onset for r in results]),
         "apex": np.stack([r.apex for r in results]),
     }
+    if "apex_offset" in params.pairs:
+        arrays["flow_offset"] = np.stack([r.offset_tensor for r in results])
     mean, std = flowset.channel_stats(out_index, channels)
     section = getattr(params, params.method)
     stats = {
@@ -114,6 +130,7 @@ def run(params: FlowParams, faces_dir: Path, out_dir: Path, montage_path: Path) 
         "n_clips": len(results),
         "size": size,
         "crop_size": int(onsets.shape[1]),
+        "pairs": list(params.pairs),
         "method": params.method,
         "method_params": section.model_dump(by_alias=True, mode="json"),
         "note": "whole-set statistics, for information; training normalises per LOSO fold (flowset.channel_stats)",
@@ -220,9 +237,35 @@ def pick_montage_rows(index: pd.DataFrame, per_class: int) -> list[int]:
     return rows
 
 
-def clip_tensor(params: FlowParams, onset: np.ndarray, apex: np.ndarray, keep_full: bool = False) -> _Result:
-    """One clip: flow at crop size, strain there, both brought to ``params.size`` as (C, S, S) float16."""
-    full = optical_flow.flow_for(params, onset, apex)
+def flow_points(index: pd.DataFrame, crop_size: int, size: int) -> list[list[float]]:
+    """Per clip of the faces index its five points (source px) in the pixels of the stored ``size`` px tensors."""
+    out = []
+    for cid, points, affine in zip(index["clip_id"], index["landmarks"], index["affine"], strict=True):
+        try:
+            at = points_in_tensor(points, affine, crop_size, size)
+        except ValueError as err:
+            raise ValueError(f"clip {cid}: faces index field landmarks/affine: {err}") from None
+        out.append([float(v) for v in at.ravel()])
+    return out
+
+
+def points_in_tensor(points: object, affine: object, crop_size: int, size: int) -> np.ndarray:
+    """Five points (x, y in source px) -> (5, 2) in the pixels of a ``size`` px tensor: through the source -> crop
+    affine, then from the crop's pixel centres to the tensor's (as a resize maps them)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    a = np.asarray(affine, dtype=np.float64).reshape(2, 3)
+    if pts.shape != (5, 2) or not np.isfinite(pts).all() or not np.isfinite(a).all():
+        raise ValueError("not 5 finite points (x, y) and a finite 2x3 affine")
+    crop = pts @ a[:, :2].T + a[:, 2]
+    return (crop + 0.5) * (size / crop_size) - 0.5
+
+
+def pair_tensor(
+    params: FlowParams, first: np.ndarray, second: np.ndarray, keep_full: bool = False
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """The flow first -> second at crop size, strain there, both brought to ``params.size`` as (C, S, S) float16;
+    with ``keep_full`` also the crop-size (flow, strain) for the montage."""
+    full = optical_flow.flow_for(params, first, second)
     if not np.isfinite(full).all():
         raise ValueError("flow has non-finite values")
     small = optical_flow.resize_flow(full, params.size)
@@ -232,6 +275,19 @@ def clip_tensor(params: FlowParams, onset: np.ndarray, apex: np.ndarray, keep_fu
         strain_full = optical_flow.optical_strain(full)
         maps["strain"] = optical_flow.resize_scalar(strain_full, params.size)
     tensor = np.stack([maps[ch] for ch in params.channels]).astype(np.float16)
+    return tensor, ((full, strain_full) if keep_full else None)  # type: ignore[return-value]
+
+
+def clip_tensor(
+    params: FlowParams, onset: np.ndarray, apex: np.ndarray, keep_full: bool = False, offset: np.ndarray | None = None
+) -> _Result:
+    """One clip's onset -> apex flow (:func:`pair_tensor`) with its statistics and faces at ``params.size``, and the
+    apex -> offset flow likewise when ``offset`` is given."""
+    tensor, full = pair_tensor(params, onset, apex, keep_full)
+    try:
+        offset_tensor = None if offset is None else pair_tensor(params, apex, offset)[0]
+    except ValueError as err:
+        raise ValueError(f"apex -> offset flow: {err}") from None
     stored = tensor.astype(np.float64)
     mag = np.hypot(stored[0], stored[1])
     interp = cv2.INTER_AREA if params.size <= onset.shape[0] else cv2.INTER_LINEAR
@@ -243,32 +299,36 @@ def clip_tensor(params: FlowParams, onset: np.ndarray, apex: np.ndarray, keep_fu
         mean_mag=float(mag.mean()),
         sums=stored.sum(axis=(1, 2)),
         sumsqs=(stored**2).sum(axis=(1, 2)),
-        full=(full, strain_full) if keep_full else None,
+        full=full,
+        offset_tensor=offset_tensor,
     )
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _load_faces(faces_dir: Path) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+def _load_faces(faces_dir: Path, need_offset: bool = False) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     index, arrays = shards.load(faces_dir)
     missing = [c for c in FACES_COLUMNS if c not in index.columns]
     if missing:
         raise ValueError(
             f"{faces_dir}: faces index lacks column(s) {missing} (written by an older faces stage? `dvc repro faces`)"
         )
-    for name in ("onset", "apex"):
+    for name in ("onset", "apex", *(("offset",) if need_offset else ())):
         if name not in arrays:
-            raise ValueError(f"{faces_dir}: faces shard folder has no array {name!r} (has {sorted(arrays)})")
+            hint = " (flow.pairs apex_offset needs the faces stage's offset crops: `dvc repro faces`)" \
+                if name == "offset" else ""
+            raise ValueError(f"{faces_dir}: faces shard folder has no array {name!r} (has {sorted(arrays)}){hint}")
         arr = arrays[name]
         if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[1] != arr.shape[2]:
             raise ValueError(f"{faces_dir}: array {name!r} must be uint8 (N, S, S), got {arr.dtype} {arr.shape}")
-    if arrays["onset"].shape != arrays["apex"].shape:
-        raise ValueError(f"{faces_dir}: onset {arrays['onset'].shape} and apex {arrays['apex'].shape} differ")
+    for name in ("apex", "offset") if need_offset else ("apex",):
+        if arrays["onset"].shape != arrays[name].shape:
+            raise ValueError(f"{faces_dir}: onset {arrays['onset'].shape} and {name} {arrays[name].shape} differ")
     if len(index) == 0:
         raise ValueError(f"{faces_dir}: no clips in the faces index")
     dup = index["clip_id"][index["clip_id"].duplicated()].tolist()
     if dup:
         raise ValueError(f"{faces_dir}: duplicate clip_id(s) {dup[:5]}")
-    return index.reset_index(drop=True), arrays["onset"], arrays["apex"]
+    return index.reset_index(drop=True), arrays
 
 
 def _compute_all(params: FlowParams, jobs: list[_Job], faces_dir: Path) -> list[_Result]:
@@ -301,7 +361,7 @@ def _job(arg: tuple[FlowParams, _Job, str], serial: bool = False) -> _Result:
     if serial:
         cv2.setNumThreads(1)  # same arithmetic as the pool's workers, so bytes match
     try:
-        return clip_tensor(params, job.onset, job.apex, job.keep_full)
+        return clip_tensor(params, job.onset, job.apex, job.keep_full, job.offset)
     except Exception as err:  # re-raised with the clip named; the pool carries it to the parent
         raise RuntimeError(f"flow failed for clip {job.clip_id!r} of {faces_dir}: {err}") from None
     finally:

@@ -4,7 +4,8 @@ The graph is the plain inference forward: flow in pixels (N, C, S, S) float32 as
 normalisation with the training statistics -> the network (no attention probe, no manifold mixing) -> softmax
 probabilities (N, K). With a face stream (MixMeFormer) it takes a second input ``face`` (N, 1, S, S) float32
 in [0, 1]. A network on faces (``memix.models.registry.input_kind``: MMNet) takes its aligned grey onset and apex
-faces (N, 2, S, S) in that first input instead of the flow. The batch size is dynamic. The preprocessing recipe
+faces (N, 2, S, S) in that first input instead of the flow; HTNet and CausalNet their facial-region images
+(``memix.io.views``: (N, 3, 28, 28) or (N, 12, 28, 28)). The batch size is dynamic. The preprocessing recipe
 (flow method and settings, face crop, classes) is stored in the ONNX metadata, as JSON strings, since a flow
 tensor must be made exactly as in training.
 """
@@ -59,10 +60,14 @@ def metadata(model_file: ModelFile) -> dict[str, str]:
 
 
 def _input_text(model_file: ModelFile) -> str:
-    size = model_file.flow.size
+    size = model_file.input_size
     if model_file.inputs == "faces":
         return (f"{INPUT}: (N, 2, S, S) float32 aligned grey onset and apex faces (0..255), channels "
                 f"{model_file.input_channels}, S = {size}")
+    if model_file.inputs in ("regions", "sequence"):
+        return (f"{INPUT}: (N, C, S, S) float32 facial-region image(s) (memix.io.views, {model_file.inputs}: four "
+                f"14 x 14 blocks of the flow at {size} px around the eyes and mouth corners), channels "
+                f"{model_file.input_channels}, S = {size}; made from the flow at {model_file.flow.size} px")
     return f"{INPUT}: (N, C, S, S) float32 flow in pixels, channels {model_file.channels}, S = {size}"
 
 
@@ -74,7 +79,7 @@ def export_onnx(model_file: ModelFile, out: str | Path) -> Path:
         raise RuntimeError(EXTRA_HINT) from None
     out = Path(out)
     graph = InferenceGraph(model_file)
-    size, n_ch = model_file.flow.size, len(model_file.input_channels)
+    size, n_ch = model_file.input_size, len(model_file.input_channels)
     example: tuple[torch.Tensor, ...] = (torch.zeros(2, n_ch, size, size),)
     names = [INPUT]
     if model_file.model.face_stream:

@@ -30,8 +30,8 @@ from pydantic import ValidationError
 
 import memix
 from memix.config import FacesParams, FlowParams, ModelParams, Params, error_lines
-from memix.io import atomic
-from memix.io.flowset import FACE_CHANNELS, FlowSet
+from memix.io import atomic, views
+from memix.io.flowset import FlowSet
 from memix.models.registry import input_kind
 
 if TYPE_CHECKING:
@@ -79,21 +79,26 @@ class ModelFile:
 
     @property
     def inputs(self) -> str:
-        """What the network reads: ``flow``, or ``faces`` (the aligned onset and apex faces) for a comparison
-        network that takes them (:func:`memix.models.registry.input_kind`)."""
+        """What the network reads: ``flow``, or a view of it (``faces``, ``regions``, ``sequence``:
+        :mod:`memix.io.views`) for a comparison network that takes one (:func:`memix.models.registry.input_kind`)."""
         return input_kind(self.model.name)
 
     @property
     def input_channels(self) -> list[str]:
-        """The channels of the network's input: the flow's, or :data:`memix.io.flowset.FACE_CHANNELS`."""
+        """The channels of the network's input: the flow's, or its view's (:func:`memix.io.views.input_channels`)."""
         return input_channels(self.model.name, self.channels)
+
+    @property
+    def input_size(self) -> int:
+        """The side of the network's input: ``flow.size``, or 28 px for the region views."""
+        return views.input_size(self.inputs, self.flow.size)
 
     def build_model(self) -> FlowModel:
         """The fitted network, in eval mode on the CPU; weights from the file (nothing is downloaded)."""
         from memix import models
 
         offline = self.model.model_copy(update={"pretrained": False, "weights_path": None})
-        net = models.build(offline, len(self.input_channels), len(self.class_names), self.flow.size)
+        net = models.build(offline, len(self.input_channels), len(self.class_names), self.input_size)
         try:
             net.load_state_dict(self.state_dict, strict=True)
         except RuntimeError as err:
@@ -102,9 +107,8 @@ class ModelFile:
 
 
 def input_channels(model_name: str, flow_channels: list[str]) -> list[str]:
-    """The channels ``model.name`` reads: the flow's, or :data:`memix.io.flowset.FACE_CHANNELS` for a network on
-    faces."""
-    return list(FACE_CHANNELS) if input_kind(model_name) == "faces" else list(flow_channels)
+    """The channels ``model.name`` reads: the flow's, or those of its view (:mod:`memix.io.views`)."""
+    return views.input_channels(input_kind(model_name), list(flow_channels))
 
 
 def from_fit(
@@ -124,8 +128,10 @@ def from_fit(
             f"{data.path}: flow computed on {stats['crop_size']} px face crops but faces.size is {params.faces.size}; "
             "rerun `dvc repro flow`"
         )
-    if int(stats["size"]) != data.size:
-        raise ValueError(f"{data.path}: stats.json says size {stats['size']} but the flow is {data.size} px")
+    if views.input_size(input_kind(params.model.name), int(stats["size"])) != data.size:
+        want = views.input_size(input_kind(params.model.name), int(stats["size"]))
+        raise ValueError(f"{data.path}: stats.json says size {stats['size']} (the model's input then {want} px) but "
+                         f"the model's input is {data.size} px")
     face_model = Path(face_model)
     if not face_model.is_file():
         raise FileNotFoundError(f"face model not found: {face_model} (run `dvc repro face_model`)")

@@ -1,4 +1,5 @@
-"""Class probabilities for new clips: onset + apex images -> the pipeline's own preprocessing -> the fitted model.
+"""Class probabilities for new clips: onset + apex (+ offset) images -> the pipeline's own preprocessing -> the
+fitted model.
 
 Every step is the code the pipeline ran on the training clips, with the settings the model file recorded:
 :func:`memix.preprocess.faces.align_clip` (face on the onset frame, the same crop for the apex),
@@ -28,7 +29,7 @@ from tqdm.auto import tqdm
 
 from memix.config import DatasetParams
 from memix.datasets.frames import IMAGE_SUFFIXES
-from memix.io import atomic
+from memix.io import atomic, views
 from memix.preprocess import faces, flow
 from memix.preprocess.landmarks import LandmarkDetector
 from memix.serving.modelfile import ModelFile
@@ -46,6 +47,7 @@ class ClipPair:
     onset: Path
     apex: Path
     label: str | None = None
+    offset: Path | None = None  # the offset frame: a network on the whole sequence (CausalNet) needs it
 
 
 class Classifier:
@@ -61,9 +63,10 @@ class Classifier:
 
     @torch.no_grad()
     def probabilities(self, flow_batch: np.ndarray, onset: np.ndarray | None = None, batch: int = BATCH) -> np.ndarray:
-        """(N, C, S, S) flow in pixels (float16 or float32) [+ (N, S, S) uint8 onset faces] -> (N, K) float32."""
+        """(N, C, S, S) network input as the flow stage (or its view) stores it, float16 or float32 [+ (N, S, S) uint8
+        onset faces] -> (N, K) float32."""
         mf = self.model_file
-        want = (len(mf.input_channels), mf.flow.size, mf.flow.size)
+        want = (len(mf.input_channels), mf.input_size, mf.input_size)
         if flow_batch.ndim != 4 or tuple(flow_batch.shape[1:]) != want:
             raise ValueError(f"flow batch has shape {flow_batch.shape}; {mf.path} expects (N, {want[0]}, {want[1]}, "
                              f"{want[2]})")
@@ -117,25 +120,35 @@ class Predictor:
 
     def flow_of(self, clip: ClipPair) -> tuple[np.ndarray, np.ndarray]:
         """The clip's network input (C, S, S) float16 and small onset face (S, S) uint8, as the flow stage stores
-        them: its flow, or for a network on faces its onset and apex faces (:func:`memix.io.flowset.faces_view`)."""
+        them: its flow, or the view of it the network reads (:func:`memix.io.views.clip_input`: the onset and apex
+        faces, or the facial-region images, made by the code that makes them for training)."""
         if self._detector is None:
             raise RuntimeError("use Predictor as a context manager")
-        fp = self.model_file.faces
+        fp, kind = self.model_file.faces, self.model_file.inputs
+        if kind == "sequence" and clip.offset is None:
+            raise ValueError(f"clip {clip.name}: {self.model_file.model.name} reads the apex -> offset flow too; "
+                             "give the clip an offset frame (offset.<ext> beside onset and apex)")
         aligned = faces.align_clip(self._detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
         if aligned is None:
             raise ValueError(f"clip {clip.name}: no face found in its onset frame {clip.onset}")
         if aligned.apex_faces == 0:  # as the faces stage: a blank or damaged apex gives a flow of nothing
             raise ValueError(f"clip {clip.name}: no face found in its apex frame {clip.apex}")
+        offset = faces.crop_like_onset(clip.offset, clip.name, aligned, fp.size) if kind == "sequence" else None
         with _one_opencv_thread():
             try:
-                result = flow.clip_tensor(self.model_file.flow, aligned.onset, aligned.apex)
+                result = flow.clip_tensor(self.model_file.flow, aligned.onset, aligned.apex, offset=offset)
             except ValueError as err:
-                raise ValueError(f"clip {clip.name} ({clip.onset}, {clip.apex}): {err}") from None
+                frames = ", ".join(str(f) for f in (clip.onset, clip.apex, clip.offset if offset is not None else None)
+                                   if f is not None)
+                raise ValueError(f"clip {clip.name} ({frames}): {err}") from None
         if result.max_mag < flow.NO_MOTION_PX:  # the flow stage's "no motion" rule (identical or blank frames)
             self.without_motion.append(clip.name)
-        if self.model_file.inputs == "faces":
-            return np.stack([result.onset, result.apex]).astype(np.float16), result.onset
-        return result.tensor, result.onset
+        if kind == "flow":
+            return result.tensor, result.onset
+        points = flow.points_in_tensor(faces.used_landmarks(aligned.mesh, aligned.left, aligned.right),
+                                       aligned.affine.ravel(), fp.size, self.model_file.flow.size)
+        return views.clip_input(kind, result.tensor, points, result.onset, result.apex, result.offset_tensor), \
+            result.onset
 
     def predict(self, clips: Sequence[ClipPair], progress: bool | None = None) -> np.ndarray:
         """(N, K) float32 class probabilities, rows in ``clips`` order; a bar when there are many clips."""
@@ -198,7 +211,8 @@ def check_labels(clips: Sequence[ClipPair], class_names: Sequence[str], model_pa
 
 # ------------------------------------------------------------------------------------------------- clip sources
 def clips_in_folder(folder: str | Path) -> list[ClipPair]:
-    """Every folder under ``folder`` (itself included) holding ``onset.<ext>`` and ``apex.<ext>`` is a clip.
+    """Every folder under ``folder`` (itself included) holding ``onset.<ext>`` and ``apex.<ext>`` (and optionally
+    ``offset.<ext>``, for a network on the whole sequence) is a clip.
 
     A clip is named by its folder's path relative to ``folder`` (``folder``'s own name for ``folder`` itself).
     """
@@ -208,17 +222,19 @@ def clips_in_folder(folder: str | Path) -> list[ClipPair]:
     dirs = sorted({p.parent for p in folder.rglob("*") if p.is_file() and _role(p) is not None})
     clips = []
     for d in dirs:
-        found: dict[str, list[Path]] = {"onset": [], "apex": []}
+        found: dict[str, list[Path]] = {"onset": [], "apex": [], "offset": []}
         for p in sorted(d.iterdir()):
             role = _role(p)
             if role is not None and p.is_file():
                 found[role].append(p)
         name = d.name if d == folder else d.relative_to(folder).as_posix()
         for role, files in found.items():
-            if len(files) != 1:
+            if len(files) != 1 and (role != "offset" or files):
                 what = "no" if not files else f"{len(files)} ({', '.join(f.name for f in files)})"
-                raise ValueError(f"clip folder {d}: {what} {role} image; a clip needs one onset.<ext> and apex.<ext>")
-        clips.append(ClipPair(name, found["onset"][0], found["apex"][0]))
+                raise ValueError(f"clip folder {d}: {what} {role} image; a clip needs one onset.<ext> and apex.<ext> "
+                                 "(and at most one offset.<ext>)")
+        offset = found["offset"][0] if found["offset"] else None
+        clips.append(ClipPair(name, found["onset"][0], found["apex"][0], offset=offset))
     if not clips:
         raise ValueError(f"{folder}: no clip folders (a folder with onset.<ext> and apex.<ext>, e.g. onset.jpg)")
     return clips
@@ -228,7 +244,7 @@ def _role(path: Path) -> str | None:
     if path.suffix.lower() not in IMAGE_SUFFIXES or path.name.startswith("."):
         return None
     stem = path.stem.lower()
-    return stem if stem in ("onset", "apex") else None
+    return stem if stem in ("onset", "apex", "offset") else None
 
 
 def clips_in_dataset(params: DatasetParams) -> list[ClipPair]:
@@ -239,7 +255,8 @@ def clips_in_dataset(params: DatasetParams) -> list[ClipPair]:
     index, _ = build_index(params)
     root = Path(params.root)
     return [
-        ClipPair(str(r.clip_id), root / str(r.onset_path), root / str(r.apex_path), str(r.label))
+        ClipPair(str(r.clip_id), root / str(r.onset_path), root / str(r.apex_path), str(r.label),
+                 root / str(r.frame_dir) / faces.offset_frame(root / str(r.frame_dir), int(r.apex), int(r.offset)))
         for r in index.itertuples(index=False)
     ]
 

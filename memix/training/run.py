@@ -27,6 +27,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
@@ -40,7 +41,7 @@ from memix.training import checkpoint
 from memix.training.divergence import diverged_epoch
 from memix.training.executor import DoneFn, GroupJob, GroupProgressFn, cpu_workers, run_local
 from memix.training.folds import make_folds
-from memix.training.inputs import read_data
+from memix.training.inputs import check_augment, read_data
 from memix.training.loop import Unit, UnitResult, batch_bounds
 from memix.training.outputs import LiveLog, write_outputs
 
@@ -70,8 +71,17 @@ def fingerprint(params: Params, method: str, index: pd.DataFrame, device: torch.
         "code": code_hash(method),
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
-    digest.update(pd.util.hash_pandas_object(index, index=False).to_numpy().tobytes())
+    digest.update(pd.util.hash_pandas_object(_hashable(index), index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def _hashable(index: pd.DataFrame) -> pd.DataFrame:
+    """The index with each list-valued cell (the flow index's ``landmarks``) as the bytes of its float64 values."""
+    out = index.copy()
+    for col in out.columns:
+        if out[col].dtype == object and len(out) and isinstance(out[col].iloc[0], (list, tuple, np.ndarray)):
+            out[col] = [np.asarray(v, dtype=np.float64).tobytes() for v in out[col]]
+    return out
 
 
 def fold_batch(params: Params, device: torch.device, n_units: int, data: flowset.FlowSet) -> int:
@@ -239,6 +249,7 @@ def run(
     seeds = list(params.compare.seeds if seeds is None else seeds)
     out_dir = Path(out_dir)
     data = read_data(params, flow_dir) if data is None else data
+    check_augment(params)  # also when the caller read the data
     device = models.resolve_device(params.train.device)
     threads = torch.get_num_threads()
     if params.train.threads:

@@ -171,3 +171,30 @@ def test_an_architecture_the_pipeline_cannot_feed_is_refused_naming_the_input():
 def test_each_network_reads_what_its_module_says_it_takes():
     assert registry.input_kind("ststnet") == "flow" and registry.input_kind("vit_flow_tiny") == "flow"
     assert registry.input_kind("mmnet") == "faces"  # onset and apex faces, not the flow
+
+
+def test_each_built_rows_published_figures_are_its_modules():
+    """The published table's figures for a built network are the ones its module labels (one source, one number)."""
+    from memix.models.published import PUBLISHED_TABLE
+
+    built = [p for p in PUBLISHED_TABLE if p.built in registry.ARCHITECTURES]
+    assert {p.built for p in built} == set(registry.ARCHITECTURES)
+    for pub in built:
+        module = registry.architecture(pub.built).module.PUBLISHED
+        assert (pub.acc, pub.f1, pub.uar) == (module["acc"], module["f1"], module.get("uar")), pub.network
+
+
+def test_region_networks_refuse_augmentation_naming_it():
+    assert registry.input_kind("htnet") == "regions" and registry.input_kind("causalnet") == "sequence"
+    assert registry.augment_problem("htnet", False, 0.0, 0.0) is None
+    assert registry.augment_problem("ststnet", True, 3.0, 0.1) is None  # flow: flips turn its vectors
+    problem = registry.augment_problem("causalnet", True, 0.0, 0.0)
+    assert problem and "train.augment" in problem and "blocks" in problem
+
+
+def test_the_configs_region_list_is_the_registrys():
+    """params are checked without torch (memix.names); the registry's modules say what each network reads."""
+    from memix.names import REGION_INPUTS
+
+    kinds = {name: registry.input_kind(name) for name in registry.ARCHITECTURES}
+    assert REGION_INPUTS == {n: k for n, k in kinds.items() if k in registry.REGION_INPUTS}

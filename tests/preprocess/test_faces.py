@@ -240,3 +240,30 @@ def test_every_file_of_the_faces_folder_is_in_its_manifest(faces_out: Path) -> N
         listed = set(manifest["files"]) | {s["file"] for a in manifest["arrays"].values() for s in a["shards"]}
         assert listed == {p.name for p in folder.iterdir() if p.is_file()} - {shards.MANIFEST}
     assert shards.read_file(faces_out, "report.json") == (faces_out / "report.json").read_bytes()
+
+
+def test_the_offset_frame_is_cropped_with_the_onset_transform_when_asked(
+    faces_out: Path, dataset: tuple[Path, Path], face_model_path: Path, tmp_path: Path
+) -> None:
+    """CausalNet's apex -> offset flow needs the offset face, cropped like the apex (the onset's transform); the
+    default run crops no offset (a damaged offset frame then cannot change the clip set of anything else)."""
+    assert "offset" not in shards.load(faces_out)[1]
+    clips, root = dataset
+    params = FacesParams(size=96, on_missing="skip", shard_mb=0.01)
+    faces.run(params, clips, root, face_model_path, tmp_path / "faces", offset=True)
+    _, arrays = shards.load(tmp_path / "faces")
+    assert arrays["offset"].shape == arrays["apex"].shape and arrays["offset"].dtype == np.uint8
+    # EP02_01's offset is its apex frame (the shifted grey face); EP01_01's offset frame is its onset's face again
+    np.testing.assert_array_equal(arrays["offset"][1], arrays["apex"][1])
+    np.testing.assert_array_equal(arrays["offset"][0], arrays["onset"][0])
+    report = json.loads((tmp_path / "faces" / "report.json").read_text())
+    assert report["n_offset_at_apex"] == 2  # EP02_01 ends at its apex, and so does EP01_02 (two faces)
+
+
+def test_offset_frame_is_the_last_frame_on_disk_up_to_the_offset(tmp_path: Path) -> None:
+    for n in (3, 4, 6, 9):
+        (tmp_path / f"img{n}.jpg").write_bytes(b"")
+    assert faces.offset_frame(tmp_path, 4, 8) == "img6.jpg"  # the sheet's offset 8 is not on disk
+    assert faces.offset_frame(tmp_path, 4, 9) == "img9.jpg"
+    with pytest.raises(ValueError, match="no frame numbered between the apex 7 and the offset 8"):
+        faces.offset_frame(tmp_path, 7, 8)

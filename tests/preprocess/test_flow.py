@@ -433,3 +433,30 @@ def test_every_file_of_the_flow_set_is_in_its_manifest_and_a_foreign_folder_is_k
     with pytest.raises(FileExistsError, match="existing folder"):
         flow.run(_params(workers=1), faces, foreign, tmp_path / "m2.png")
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"] and not (tmp_path / "m2.png").exists()
+
+
+def test_apex_offset_pair_adds_the_relaxation_flow_and_the_points(tmp_path) -> None:
+    """flow.pairs apex_offset stores the apex -> offset flow beside the onset -> apex one (same code, same size),
+    and the faces index's points come through its affine into the tensors' pixels."""
+    write_faces(tmp_path / "faces", n=4)
+    index, arrays = shards.load(tmp_path / "faces")
+    index = index.drop(columns=["shard", "row"])
+    onsets = np.array(arrays["onset"])
+    offsets = onsets[:, ::-1].copy()  # any other face will do
+    index["landmarks"] = [[10.0, 12.0, 30.0, 12.0, 20.0, 24.0, 14.0, 34.0, 27.0, 34.0]] * len(index)
+    index["affine"] = [[0.5, 0.0, 2.0, 0.0, 0.5, -1.0]] * len(index)
+    shards.write(tmp_path / "faces2", index, {"onset": onsets, "apex": np.array(arrays["apex"]), "offset": offsets},
+                 shard_mb=64)
+    with pytest.raises(ValueError, match="no array 'offset'"):
+        flow.run(_params(workers=1, pairs=["onset_apex", "apex_offset"]), tmp_path / "faces", tmp_path / "x",
+                 tmp_path / "x.png")
+    flow.run(_params(workers=1, pairs=["onset_apex", "apex_offset"]), tmp_path / "faces2", tmp_path / "flow",
+             tmp_path / "m.png")
+    out_index, out = shards.load(tmp_path / "flow")
+    expected, _ = flow.pair_tensor(_params(), np.array(arrays["apex"][1]), offsets[1])
+    np.testing.assert_array_equal(out["flow_offset"][1], expected)
+    assert out["flow_offset"].shape == out["flow"].shape
+    # (10, 12) source px -> crop (7, 5) -> pixel centres scaled 48 -> 16 px
+    np.testing.assert_allclose(out_index["landmarks"].iloc[0][:2], [(7 + 0.5) / 3 - 0.5, (5 + 0.5) / 3 - 0.5])
+    with pytest.raises(ValueError, match="pairs must start with onset_apex"):
+        _params(pairs=["apex_offset"])

@@ -92,3 +92,69 @@ def test_a_network_on_faces_exports_its_faces_input(mmnet_file, tmp_path: Path) 
     x = np.array(faces.flow[:5], dtype=np.float32)
     (got,) = session.run([export.OUTPUT], {export.INPUT: x})
     np.testing.assert_allclose(got, predict.Classifier(modelfile.load(path)).probabilities(x), atol=1e-4, rtol=0)
+
+
+TINY_REGION_NET = {"dim": 8, "heads": 1, "block_repeats": [1, 1, 1], "mlp_mult": 2}
+
+
+def _region_file(fitted: Fitted, folder: Path, name: str, data: flowset.FlowSet, options: dict) -> Path:
+    params = fitted.params.model_copy(update={
+        "model": fitted.params.model.model_copy(update={"name": name, "options": options}),
+        "train": fitted.params.train.model_copy(update={"epochs": 2}),
+    })
+    result = fit.fit(params, "mixup", 0, data, torch.device("cpu"), progress=False)
+    contents = modelfile.from_fit(params, "mixup", 0, data, result, fitted.face_model)
+    assert contents["flow"]["size"] == fitted.data.size  # the flow recipe, not the 28 px view's size
+    return modelfile.write(folder / f"{name}.pt", contents)
+
+
+@pytest.fixture(scope="module")
+def region_files(fitted: Fitted, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, flowset.FlowSet]]:
+    """HTNet on the regions view and CausalNet on the sequence view (the flow recomputed with apex_offset), tiny."""
+    from memix.preprocess import faces as faces_stage
+    from memix.preprocess import flow as flow_stage
+
+    work = tmp_path_factory.mktemp("regions")
+    flow_params = fitted.params.flow.model_copy(update={"pairs": ["onset_apex", "apex_offset"]})
+    clips = fitted.data.path.parent / "interim" / "clips.parquet"
+    faces_stage.run(fitted.params.faces, clips, fitted.dataset_root, fitted.face_model, work / "faces", offset=True)
+    flow_stage.run(flow_params, work / "faces", work / "flow", work / "montage.png")
+    regions = flowset.read(work / "flow", inputs="regions")
+    sequence = flowset.read(work / "flow", inputs="sequence")
+    return {
+        "htnet": (_region_file(fitted, work, "htnet", regions, TINY_REGION_NET), regions),
+        "causalnet": (_region_file(fitted, work, "causalnet", sequence,
+                                   {**TINY_REGION_NET, "cross_heads": 2, "head_hidden": 16}), sequence),
+    }
+
+
+@pytest.mark.parametrize("name", ["htnet", "causalnet"])
+def test_a_region_network_predicts_from_each_clips_own_regions(fitted: Fitted, region_files, name: str) -> None:
+    """`memix predict` makes a clip's region image(s) with the view's own code: bit for bit the fitted input."""
+    path, data = region_files[name]
+    model_file = modelfile.load(path)
+    assert model_file.input_size == 28 and model_file.input_channels == data.channels
+    clips = predict.clips_in_dataset(fitted.params.dataset)[:4]
+    rows = [data.index["clip_id"].tolist().index(c.name) for c in clips]
+    with predict.Predictor(model_file, fitted.face_model) as predictor:
+        tensor, _ = predictor.flow_of(clips[0])
+        np.testing.assert_array_equal(tensor, data.flow[rows[0]])
+        got = predictor.predict(clips, progress=False)
+        if name == "causalnet":
+            with pytest.raises(ValueError, match="offset frame"):
+                predictor.flow_of(predict.ClipPair("x", clips[0].onset, clips[0].apex))
+    want = predict.Classifier(model_file).probabilities(np.array(data.flow[rows]))
+    np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["htnet", "causalnet"])
+def test_a_region_network_exports_to_onnx_with_torchs_probabilities(region_files, tmp_path: Path, name: str) -> None:
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    path, data = region_files[name]
+    out = export.export_onnx(modelfile.load(path), tmp_path / f"{name}.onnx")
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert "facial-region" in session.get_modelmeta().custom_metadata_map["inputs"]
+    x = np.array(data.flow[:5], dtype=np.float32)
+    (got,) = session.run([export.OUTPUT], {export.INPUT: x})
+    np.testing.assert_allclose(got, predict.Classifier(modelfile.load(path)).probabilities(x), atol=1e-4, rtol=0)

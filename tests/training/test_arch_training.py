@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 import torch
+from flowsets import make_region_flow_set
 
 from memix.config import parse_params
 from memix.io import flowset
@@ -17,10 +18,15 @@ from memix.training.folds import make_folds
 CPU = torch.device("cpu")
 
 
-CASES = [("ststnet", m) for m in registry.architecture("ststnet").methods] + [
-    ("mmnet", m) for m in registry.architecture("mmnet").methods
-]
-OPTIONS = {"ststnet": {}, "mmnet": {"img_size": 16, "pos_depth": 1}}  # mmnet: the 16 px faces, a 1 x 1 grid
+CASES = [(name, m) for name in ("ststnet", "mmnet", "htnet", "causalnet") for m in registry.architecture(name).methods]
+OPTIONS = {
+    "ststnet": {},
+    "mmnet": {"img_size": 16, "pos_depth": 1},  # the 16 px faces, a 1 x 1 grid
+    "htnet": {"dim": 8, "heads": 1, "block_repeats": [1, 1, 1], "mlp_mult": 2},
+    "causalnet": {"dim": 8, "heads": 1, "block_repeats": [1, 1, 1], "mlp_mult": 2, "cross_heads": 2,
+                  "head_hidden": 16},
+}
+NO_AUGMENT = {"flip": False, "rotate_deg": 0.0, "translate_frac": 0.0}  # region images take none
 
 
 @pytest.fixture(scope="module")
@@ -29,15 +35,36 @@ def faces(flow_dir):
     return flowset.read(flow_dir, inputs="faces")
 
 
+@pytest.fixture(scope="module")
+def region_dir(tmp_path_factory):
+    return make_region_flow_set(tmp_path_factory.mktemp("regions") / "flow")
+
+
+@pytest.fixture(scope="module")
+def regions(region_dir):
+    """HTNet's input: the flow's four blocks at 28 px."""
+    return flowset.read(region_dir, inputs="regions")
+
+
+@pytest.fixture(scope="module")
+def sequence(region_dir):
+    """CausalNet's input: four region images, stacked on channels."""
+    return flowset.read(region_dir, inputs="sequence")
+
+
 @pytest.mark.parametrize(("name", "method"), CASES)
 def test_a_unit_trains_to_the_same_bytes_grouped_or_alone(request, name, method):
-    data = request.getfixturevalue("faces" if registry.input_kind(name) == "faces" else "data")
+    kind = registry.input_kind(name)
+    data = request.getfixturevalue("data" if kind == "flow" else kind)
     torch.set_num_threads(1)
+    augment = NO_AUGMENT if kind in registry.REGION_INPUTS else {}
     params = parse_params({
-        # ststnet: dropout 0.5 and batch norm in every stream; mmnet: batch norm, attention, two branches on faces
+        # ststnet: dropout 0.5 and batch norm in every stream; mmnet: batch norm, attention, two branches on faces;
+        # htnet, causalnet: region transformers on the flow's region views
         "model": {"name": name, "options": OPTIONS[name]},
-        "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "threads": 1},
+        "train": {"epochs": 2, "batch_size": 4, "device": "cpu", "threads": 1, "augment": augment},
         "compare": {"methods": ["none"], "baseline": "none"}, "fit": {"methods": ["none"]},
+        "flow": {"pairs": ["onset_apex", "apex_offset"]},  # CausalNet's apex -> offset flow (the others ignore it)
     })
     folds = make_folds(data.index)[:3]
     folds[1] = dataclasses.replace(folds[1], train_rows=folds[1].train_rows[:9])  # sits the last steps out

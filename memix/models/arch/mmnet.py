@@ -26,7 +26,7 @@ aligned face crops normalised with the ImageNet mean/std as in the release. The 
 more frames (three between onset and apex, four after the apex) but its forward uses only the onset and the apex.
 ``in_chans`` may be any even number (2 * channels per frame, e.g. 2 for grey); the release uses RGB (6). In the
 pipeline it reads the flow set's aligned GREY onset and apex faces at ``flow.size`` (``in_chans`` 2; the faces
-stage crops grey, :func:`memix.io.flowset.faces_view`), normalised per LOSO fold like flow, resized to ``img_size``
+stage crops grey, :func:`memix.io.views.faces_view`), normalised per LOSO fold like flow, resized to ``img_size``
 by :class:`memix.models.NetModel`.
 
 Image size: the release uses 224 (-> 14x14 maps). Here ``img_size`` must be a multiple of 16 and the PC branch
