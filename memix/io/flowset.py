@@ -31,9 +31,6 @@ from memix.io.checks import nonfinite_rows
 STATS_FILE = "stats.json"
 FACE_CHANNELS = ("onset", "apex")
 """The channels of :func:`memix.io.views.faces_view`: grey faces, 0..255."""
-INPUT_KINDS = ("flow", "faces", "regions", "sequence")
-"""What a model reads from a flow set (:func:`read`'s ``inputs``): the flow, or a view of it (:mod:`memix.io.views`:
-the onset and apex faces, the flow's facial-region blocks, or those of the whole sequence)."""
 BASE_COLUMNS = ("clip_id", "subject", "label", "label_id", "n_pixels")
 
 
@@ -73,14 +70,14 @@ class FlowSet:
         return self.index["label_id"].astype(np.int64).to_numpy()
 
 
-def read(path: str | Path, need_onset: bool = False, inputs: str = "flow") -> FlowSet:
-    """Open the flow set at ``path`` (memory-mapped); every problem is an error naming the file and field.
+def read(path: str | Path, need_onset: bool = False) -> FlowSet:
+    """Open the flow set at ``path`` (memory-mapped); every problem is an error naming the file and field. A
+    network that reads a view of it (faces, facial regions) reads it through :func:`memix.io.views.read`."""
+    return load(path, need_onset)[0]
 
-    Any other ``inputs`` returns that view of it (:func:`memix.io.views.view`): the model input is then the onset
-    and apex faces, or the facial-region images HTNet and CausalNet read.
-    """
-    if inputs not in INPUT_KINDS:
-        raise ValueError(f"inputs {inputs!r}: a flow set holds {', '.join(INPUT_KINDS)}")
+
+def load(path: str | Path, need_onset: bool = False) -> tuple[FlowSet, dict[str, np.ndarray]]:
+    """:func:`read`, and every array of the set by name (what the views are made from)."""
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: flow stage output not found; run `dvc repro flow`")
@@ -104,12 +101,7 @@ def read(path: str | Path, need_onset: bool = False, inputs: str = "flow") -> Fl
         raise ValueError(f"{path}: model.face_stream is true but the shard folder has no array 'onset'")
     if onset is not None and onset.shape != (shape[0], shape[2], shape[3]):
         raise ValueError(f"{path}: array onset has shape {onset.shape}; expected ({shape[0]}, {shape[2]}, {shape[3]})")
-    data = FlowSet(path=path, index=index, flow=flow, onset=onset, stats=stats)
-    if inputs == "flow":
-        return data
-    from memix.io import views  # views build on this module's FlowSet
-
-    return views.view(data, inputs, arrays)
+    return FlowSet(path=path, index=index, flow=flow, onset=onset, stats=stats), arrays
 
 
 def write(

@@ -42,6 +42,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from memix.io import flowset
 from memix.io.flowset import FACE_CHANNELS, FlowSet, channel_stats
 
 REGION_SIZE = 28
@@ -52,9 +53,20 @@ REGION_POINTS = (0, 3, 1, 4)
 """The faces stage's points (eye_left, eye_right, nose_tip, mouth_left, mouth_right) at the blocks, row-major:
 [[eye_left, mouth_left], [eye_right, mouth_right]]."""
 VIEW_KINDS = ("faces", "regions", "sequence")
+INPUT_KINDS = ("flow", *VIEW_KINDS)
+"""What a model reads from a flow set (:func:`read`'s ``inputs``): the flow, or one of the views."""
 DIRECTION_CHANNELS = ("dir_b", "dir_g", "dir_r")
 CONSTANT_CHANNELS = ("dir_b", "offset_dir_b")
 """Channels constant by construction (the direction maps' B: the angle lies in 0..90 degrees), normalised to 0."""
+
+
+def read(path: str | Path, inputs: str = "flow", need_onset: bool = False) -> FlowSet:
+    """The flow set at ``path`` as a network reading ``inputs`` gets it (:data:`INPUT_KINDS`): checked as
+    :func:`memix.io.flowset.read` checks it, then made into that view."""
+    if inputs not in INPUT_KINDS:
+        raise ValueError(f"inputs {inputs!r}: a flow set holds {', '.join(INPUT_KINDS)}")
+    data, arrays = flowset.load(path, need_onset)
+    return data if inputs == "flow" else view(data, inputs, arrays)
 
 
 def view(data: FlowSet, kind: str, arrays: dict[str, np.ndarray]) -> FlowSet:

@@ -44,7 +44,7 @@ class Architecture:
     @property
     def inputs(self) -> str:
         """What it reads from the flow set (``flow``, or a view: ``faces``, ``regions``, ``sequence``;
-        :data:`memix.io.flowset.INPUT_KINDS`)."""
+        :data:`memix.io.views.INPUT_KINDS`)."""
         return str(self.module.INPUTS)
 
     @property

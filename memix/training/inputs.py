@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from memix.config import Params
-from memix.io import flowset
+from memix.io import flowset, views
 from memix.models import registry
 
 
@@ -15,7 +15,7 @@ def read_data(params: Params, flow_dir: str | Path) -> flowset.FlowSet:
     """The flow set in ``flow_dir`` as ``params.model`` reads it (errors name the file and the missing array); a
     ``train.augment`` the model's input cannot take is refused first."""
     check_augment(params)
-    return flowset.read(flow_dir, need_onset=params.model.face_stream, inputs=registry.input_kind(params.model.name))
+    return views.read(flow_dir, inputs=registry.input_kind(params.model.name), need_onset=params.model.face_stream)
 
 
 def check_augment(params: Params) -> None:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from flowsets import make_flow_set
 
-from memix.io import checks, flowset, shards
+from memix.io import checks, flowset, shards, views
 
 
 def test_flipped_bytes_in_a_flow_shard_stop_the_reader(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_the_faces_view_is_the_onset_and_apex_with_their_own_sums(tmp_path):
     """A network on faces (MMNet) trains on the flow set's onset and apex crops, normalised per fold like flow."""
     src = make_flow_set(tmp_path / "flow")
     raw = flowset.read(src)
-    view = flowset.read(src, inputs="faces")
+    view = views.read(src, inputs="faces")
     _, arrays = shards.load(src)
     assert view.channels == ["onset", "apex"] and not view.vectors and raw.vectors
     assert np.array_equal(view.flow[:, 0], raw.onset) and np.array_equal(view.flow[:, 1], arrays["apex"])
@@ -109,6 +109,6 @@ def test_a_flow_set_without_apex_faces_is_refused_for_the_faces_input(tmp_path):
                   {"channels": ["u", "v", "strain"]}, shard_mb=64)
     flowset.read(old)  # the flow alone is fine
     with pytest.raises(ValueError, match=r"old: .*lacks array apex.*dvc repro flow"):
-        flowset.read(old, inputs="faces")
+        views.read(old, inputs="faces")
     with pytest.raises(ValueError, match="inputs 'frames'"):
-        flowset.read(old, inputs="frames")
+        views.read(old, inputs="frames")

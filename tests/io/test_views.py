@@ -119,10 +119,10 @@ def test_direction_map_is_the_hue_of_the_normalised_angle():
 
 def test_sequence_view_stacks_four_region_images_and_normalises_per_fold(tmp_path):
     src = make_region_flow_set(tmp_path / "flow")
-    data = flowset.read(src, inputs="sequence")
+    data = views.read(src, inputs="sequence")
     assert data.flow.shape[1:] == (12, 28, 28) and data.size == 28
     assert data.channels == views.input_channels("sequence", ["u", "v", "strain"])
-    regions = flowset.read(src, inputs="regions")
+    regions = views.read(src, inputs="regions")
     np.testing.assert_array_equal(data.flow[:, :3], regions.flow)  # the onset -> apex part is HTNet's input
     np.testing.assert_array_equal(data.flow[:, 6], 0)  # the direction map's B channel
     mean, std = fold_stats(data.index, make_folds(data.index)[0], data.channels)
@@ -131,19 +131,19 @@ def test_sequence_view_stacks_four_region_images_and_normalises_per_fold(tmp_pat
 
 def test_views_name_what_is_missing(tmp_path):
     with pytest.raises(ValueError, match="no column landmarks"):
-        flowset.read(make_flow_set(tmp_path / "flow"), inputs="regions")
+        views.read(make_flow_set(tmp_path / "flow"), inputs="regions")
     src = make_region_flow_set(tmp_path / "regions")
     index, arrays = shards.load(src)
     del arrays["flow_offset"]
     flowset.write(tmp_path / "no_offset", index.drop(columns=["shard", "row"]), {k: np.array(v) for k, v in
                   arrays.items()}, {"channels": ["u", "v", "strain"]}, shard_mb=64)
     with pytest.raises(ValueError, match=r"flow.pairs: \[onset_apex, apex_offset\]"):
-        flowset.read(tmp_path / "no_offset", inputs="sequence")
+        views.read(tmp_path / "no_offset", inputs="sequence")
 
 
 def test_clip_input_is_the_view_of_a_one_clip_set(tmp_path):
     src = make_region_flow_set(tmp_path / "flow")
-    data = flowset.read(src, inputs="sequence")
+    data = views.read(src, inputs="sequence")
     raw = flowset.read(src)
     _, arrays = shards.load(src)
     one = views.clip_input("sequence", np.array(raw.flow[2]), np.reshape(raw.index["landmarks"].iloc[2], (5, 2)),

@@ -11,7 +11,7 @@ import torch
 from fitted_model import Fitted
 
 from memix.cli import main
-from memix.io import flowset
+from memix.io import flowset, views
 from memix.serving import export, modelfile, predict
 from memix.training import fit
 
@@ -60,7 +60,7 @@ def mmnet_file(fitted: Fitted, tmp_path_factory: pytest.TempPathFactory) -> tupl
         "model": fitted.params.model.model_copy(update={"name": "mmnet", "options": {"img_size": 32, "pos_depth": 1}}),
         "train": fitted.params.train.model_copy(update={"epochs": 2}),
     })
-    faces = flowset.read(fitted.data.path, inputs="faces")
+    faces = views.read(fitted.data.path, inputs="faces")
     result = fit.fit(params, "cutmix", 0, faces, torch.device("cpu"), progress=False)
     contents = modelfile.from_fit(params, "cutmix", 0, faces, result, fitted.face_model)
     assert contents["flow"]["channels"] == fitted.data.channels  # the flow recipe, not the view's channels
@@ -119,8 +119,8 @@ def region_files(fitted: Fitted, tmp_path_factory: pytest.TempPathFactory) -> di
     clips = fitted.data.path.parent / "interim" / "clips.parquet"
     faces_stage.run(fitted.params.faces, clips, fitted.dataset_root, fitted.face_model, work / "faces", offset=True)
     flow_stage.run(flow_params, work / "faces", work / "flow", work / "montage.png")
-    regions = flowset.read(work / "flow", inputs="regions")
-    sequence = flowset.read(work / "flow", inputs="sequence")
+    regions = views.read(work / "flow", inputs="regions")
+    sequence = views.read(work / "flow", inputs="sequence")
     return {
         "htnet": (_region_file(fitted, work, "htnet", regions, TINY_REGION_NET), regions),
         "causalnet": (_region_file(fitted, work, "causalnet", sequence,

@@ -10,7 +10,7 @@ import torch
 from flowsets import make_region_flow_set
 
 from memix.config import parse_params
-from memix.io import flowset
+from memix.io import views
 from memix.models import registry
 from memix.training import loop
 from memix.training.folds import make_folds
@@ -32,7 +32,7 @@ NO_AUGMENT = {"flip": False, "rotate_deg": 0.0, "translate_frac": 0.0}  # region
 @pytest.fixture(scope="module")
 def faces(flow_dir):
     """The flow set's onset and apex faces, as MMNet reads them."""
-    return flowset.read(flow_dir, inputs="faces")
+    return views.read(flow_dir, inputs="faces")
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +43,13 @@ def region_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def regions(region_dir):
     """HTNet's input: the flow's four blocks at 28 px."""
-    return flowset.read(region_dir, inputs="regions")
+    return views.read(region_dir, inputs="regions")
 
 
 @pytest.fixture(scope="module")
 def sequence(region_dir):
     """CausalNet's input: four region images, stacked on channels."""
-    return flowset.read(region_dir, inputs="sequence")
+    return views.read(region_dir, inputs="sequence")
 
 
 @pytest.mark.parametrize(("name", "method"), CASES)
