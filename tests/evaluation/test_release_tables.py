@@ -190,3 +190,10 @@ def test_each_rows_release_rule_is_described_under_the_table(arch_table) -> None
         assert f"- **{network}** (`{key}`; {rule.release}, {rule.where}): {rule.description}." in part
     assert next(r for r in content["rows"] if r["network"] == "AU-GACN")["release_rule"] is None
     assert "## What each published figure was measured on" in text  # the published labels stay
+
+
+def test_a_source_whose_clips_a_rule_dropped_has_no_figure_rather_than_nan():
+    chosen = pd.DataFrame({"true": [0, 1, 2], "pred": [0, 1, 1], "dataset": ["casme2"] * 3})
+    out = evaluate._scores(chosen, 3, ["a", "b", "c"], ["casme2", "samm"])
+    assert out["per_dataset"]["samm"] == {"accuracy": None, "uf1": None, "uar": None, "n": 0}
+    assert out["per_dataset"]["casme2"]["n"] == 3 and out["per_dataset"]["casme2"]["accuracy"] == 2 / 3

@@ -149,3 +149,13 @@ def test_clip_input_is_the_view_of_a_one_clip_set(tmp_path):
     one = views.clip_input("sequence", np.array(raw.flow[2]), np.reshape(raw.index["landmarks"].iloc[2], (5, 2)),
                            raw.onset[2], arrays["apex"][2], np.array(arrays["flow_offset"][2]))
     np.testing.assert_array_equal(one, data.flow[2])
+
+
+def test_only_the_constant_by_construction_channels_may_have_no_spread(tmp_path):
+    """The direction map's B channel normalises to 0; a flow channel without spread is still degenerate data."""
+    data = views.read(make_region_flow_set(tmp_path / "flow"), inputs="sequence")
+    fold = make_folds(data.index)[0]
+    index = data.index.copy()
+    index["sum_v"], index["sumsq_v"] = 0.0, 0.0  # v identically 0 over every clip
+    with pytest.raises(ValueError, match="degenerate channel statistics"):
+        fold_stats(index, fold, data.channels)
