@@ -6,7 +6,9 @@ Usage:
 
 1. Ops per step: every aten op a step dispatches (forward, mixing, loss, backward, optimizer), counted with a
    TorchDispatchMode: one fold alone (FlowModel + torch.optim.AdamW(fused=True), the way the reference loop trains)
-   against the fold-batched step (memix.training.loop.GroupTrainer) of G units.
+   against the fold-batched step (memix.training.loop.GroupTrainer) of G units. Both mix through the same batched
+   code (the per-batch mixer API is a group of one), so what grows with G is only what each unit must do alone:
+   its host draws.
 2. Optimizer traffic: the bytes each op of an update reads and writes (tensor arguments in, tensor results and
    in-place arguments out), and its time, for GroupedAdam (fused kernel and the element-wise formulation) against
    torch.optim.AdamW(fused=True) over the same stacked tensors of a G-unit group.
@@ -120,7 +122,8 @@ def grouped_step_ops(settings, method: str, data, group: int) -> int:
     trainer.model.train()
     for s in trainer.states:  # the epoch prologue of _epoch, then steps
         s.epoch_rows = s.train_rows
-        s.sums = {"loss": torch.zeros(()), "correct": torch.zeros((), dtype=torch.int64), "seen": 0}
+    trainer._epoch_table()
+    trainer._reset_sums()
     trainer._step(0)
     with OpCounter() as counter:
         trainer._step(1)

@@ -26,7 +26,7 @@ TINY = {
     "faces": {"size": 48},
     "flow": {"size": 16, "workers": 1, "montage_per_class": 1},
     "model": {"patch_size": 4, "embed_dim": 16, "depth": 1, "num_heads": 2},
-    "train": {"epochs": 1, "batch_size": 8},
+    "train": {"epochs": 1, "batch_size": 8, "warmup_epochs": 0},
     "compare": {"methods": ["none", "memix"], "seeds": [0]},
 }
 

@@ -11,7 +11,10 @@ from memix.config.base import Section
 from memix.config.training import MIXING_METHODS, ModelParams
 from memix.names import ARCHITECTURES, ATTENTION_METHODS
 
-RECIPE_KEYS = ("epochs", "batch_size", "optimizer", "lr", "weight_decay", "label_smoothing", "augment")
+RECIPE_KEYS = (
+    "epochs", "batch_size", "optimizer", "lr", "schedule", "warmup_epochs", "weight_decay", "label_smoothing",
+    "augment",
+)
 """What a run's recipe may set in ``train`` (the rest, e.g. device and workers, is the machine's: top-level train)."""
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from memix.config import model_options
@@ -83,6 +83,10 @@ class TrainParams(Section):
     batch_size: int = Field(8, ge=2)
     optimizer: Literal["adam", "adamw"] = "adamw"
     lr: float = Field(3e-3, gt=0.0)
+    schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="learning rate per epoch: constant, or linear warm-up then cosine decay towards 0"
+    )
+    warmup_epochs: int = Field(0, ge=0, description="cosine: epochs whose rate rises linearly to train.lr")
     weight_decay: float = Field(0.05, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     eval_every: int = Field(1, ge=1)
@@ -105,6 +109,17 @@ class TrainParams(Section):
         "fail", description="a NaN or infinite training loss: fail naming the fold, or drop that fold from the outputs"
     )
     augment: AugmentParams = AugmentParams()
+
+    @model_validator(mode="after")
+    def _warmup_inside_the_run(self) -> TrainParams:
+        if self.warmup_epochs and self.schedule == "constant":
+            raise ValueError("train.warmup_epochs needs train.schedule: cosine (a constant rate has no warm-up)")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"train.warmup_epochs ({self.warmup_epochs}) must be below train.epochs ({self.epochs}): the cosine "
+                "decay needs at least one epoch"
+            )
+        return self
 
 
 # ----------------------------------------------------------------------------------------- mixing

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from memix.mixing.base import Mixer, MixPlan, full_lam, upload
+from memix.mixing.base import Draw, GroupBinding, GroupDraws, GroupPlan, Mixer
+from memix.mixing.batched import blend
 
 
 def balanced_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -43,7 +44,7 @@ class BalancedMixupMixer(Mixer):
         """Indices into the bound fold of a class-balanced sample, with replacement."""
         return rng.choice(len(self.weights), size=size, replace=True, p=self.weights)
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
+    def _check_unit(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.class_counts is None or not hasattr(self, "train_inputs"):
             raise RuntimeError(
                 "mixing.balanced_mixup: call bind(train_labels, train_inputs) with the training fold first"
@@ -53,12 +54,19 @@ class BalancedMixupMixer(Mixer):
                 f"mixing.balanced_mixup: batch shape {tuple(x.shape[1:])} differs from the bound inputs "
                 f"{tuple(self.train_inputs.shape[1:])}"
             )
+
+    def draw(self, rng: np.random.Generator, batch: int, height: int, width: int) -> Draw:
         l_bal = float(rng.beta(self.params.alpha, 1.0))
-        index = upload(torch.from_numpy(self.draw_balanced(rng, x.shape[0])), self.train_inputs.device)
-        x_bal = self.train_inputs[index].to(device=x.device, dtype=x.dtype)
-        y_bal = self.train_labels[index.to(self.train_labels.device)].to(y.device)
         lam = 1.0 - l_bal
-        return MixPlan(
-            x=lam * x + l_bal * x_bal, y=y, perm=None, lam=lam, partner_y=y_bal,
-            label_lam=full_lam(lam, x.shape[0], x.device), partner_index=index.to(x.device),
+        return Draw(n=batch, lam=lam, a=lam, b=l_bal, index=self.draw_balanced(rng, batch))
+
+    def mix_group(self, x: torch.Tensor, y: torch.Tensor, draws: GroupDraws, binding: GroupBinding) -> GroupPlan:
+        if binding.inputs is None or binding.labels is None:
+            raise RuntimeError("mixing.balanced_mixup: the group binding holds no fold inputs")
+        rows = draws.index.reshape(-1)  # every unit's balanced batch, one gather from the group's bank
+        x_bal = binding.inputs.index_select(0, rows).view(x.shape).to(dtype=x.dtype)
+        mixed = torch.where(draws.valid[:, :, None, None, None], blend(x, x_bal, draws), x)  # padding stays 0
+        return GroupPlan(
+            x=mixed, y=y, partner_y=binding.labels.index_select(0, rows).view(y.shape), draws=draws,
+            own=draws.lam[:, None].expand_as(y),
         )

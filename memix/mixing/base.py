@@ -1,9 +1,12 @@
-"""The interface every mixing method implements, and the pieces they share (the mixup blend and the CutMix box,
+"""The interface every mixing method implements, and the pieces they share (the mixup draw and the CutMix box,
 which TransMix and MixAugment build on, live here so no method module imports another).
 
 Two phases, because TransMix and MEMix weight labels by the attention of the mixed forward pass:
 ``plan = mixer.mix_inputs(x, y, generator)`` mixes the batch and records what it did;
 ``mixer.mix_targets(plan, attention)`` turns that record into soft targets.
+Each phase is the batched group form (:mod:`memix.mixing.batched`) run on a group of one: a method implements
+``draw`` (host), ``mix_group`` (device, (G, B, ...) tensors) and, where the label weight needs the attention,
+``_group_own``; the fold-batched trainer calls those for all its units at once.
 
 Randomness: every draw of a call comes from one ``numpy.random.Generator`` seeded from the caller's
 ``torch.Generator`` (numpy's Beta sampler is well-kept and takes a generator; torch's does not). The draws are
@@ -14,14 +17,34 @@ Identical generator states therefore give identical plans on any device.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
 
+from memix.mixing.batched import (
+    Draw,
+    GroupDraws,
+    GroupPlan,
+    attention_share,
+    blend,
+    partner_rows,
+    smooth_one_hot,
+    soft_targets,
+    stack_draws,
+    upload,
+)
+
 if TYPE_CHECKING:
     from pydantic import BaseModel
+
+__all__ = [
+    "Draw", "GroupBinding", "GroupDraws", "GroupPlan", "ManifoldPlan", "MixPlan", "Mixer", "box_area_fraction",
+    "cutmix_draw", "draw_box", "group_binding", "mixup_draw", "mixup_group", "numpy_rng", "smooth_one_hot", "upload",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +83,19 @@ class MixPlan:
     """Clipped (y0, y1, x0, x1) pixel box of cutmix/transmix, end-exclusive."""
     partner_index: torch.Tensor | None = None
     """Balanced mixup: rows of the bound training set that formed the balanced batch."""
+    group: GroupPlan | None = None
+    """The group-of-one plan this one was read from (what ``mix_targets`` works on)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupBinding:
+    """What the units of a group were bound to, stacked: class counts (G, K) and, for a method that mixes with its
+    fold's inputs, every unit's fold in one bank (unit g's rows start at ``offsets[g]``)."""
+
+    counts: torch.Tensor | None
+    inputs: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    offsets: tuple[int, ...] | None = None
 
 
 def numpy_rng(generator: torch.Generator) -> np.random.Generator:
@@ -68,25 +104,6 @@ def numpy_rng(generator: torch.Generator) -> np.random.Generator:
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     seed = torch.randint(0, 2**62, (1,), generator=generator, device=generator.device)
     return np.random.default_rng(int(seed.item()))
-
-
-def upload(t: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
-    """``t`` (host draws) on ``device`` without a host synchronisation: torch waits for the stream after a copy from
-    pageable memory, so on a GPU the copy goes through pinned memory, asynchronously (torch keeps the pinned block
-    alive until the copy is done)."""
-    if dtype is not None and t.dtype != dtype:
-        t = t.to(dtype)
-    if torch.device(device).type == "cuda" and t.device.type == "cpu":
-        return t.pin_memory().to(device, non_blocking=True)
-    return t.to(device)
-
-
-def smooth_one_hot(y: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
-    """One-hot rows with label smoothing applied first, as every method's targets start from."""
-    onehot = torch.nn.functional.one_hot(y, num_classes).to(torch.float32)
-    if smoothing:
-        onehot = onehot * (1.0 - smoothing) + smoothing / num_classes
-    return onehot
 
 
 class Mixer:
@@ -112,6 +129,8 @@ class Mixer:
         self.label_smoothing = label_smoothing
         self.params = params
         self.class_counts: torch.Tensor | None = None
+        self._binding: GroupBinding | None = None
+        self._binding_device: torch.device | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(num_classes={self.num_classes}, patch_size={self.patch_size}, {self.params!r})"
@@ -132,6 +151,7 @@ class Mixer:
         if lo < 0 or hi >= self.num_classes:
             raise ValueError(f"mixing.{self.name}: bind() labels must lie in [0, {self.num_classes}), got [{lo}, {hi}]")
         self.class_counts = torch.bincount(labels.long().cpu(), minlength=self.num_classes)
+        self._binding = None
         self._bind(labels.long(), train_inputs)
 
     def _bind(self, train_labels: torch.Tensor, train_inputs: torch.Tensor | None) -> None:
@@ -141,28 +161,69 @@ class Mixer:
     def mix_inputs(self, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> MixPlan:
         """Mix a batch x (B, C, H, W) float with labels y (B,) int64; the record is the returned plan."""
         self._check_batch(x, y)
-        return self._mix(x, y, numpy_rng(generator))
+        self._check_unit(x, y)
+        if self.needs_attention:
+            self._grid(x)
+        draw = self.draw(numpy_rng(generator), x.shape[0], x.shape[-2], x.shape[-1])
+        if self._binding is None or self._binding_device != x.device:
+            self._binding_device = x.device
+            self._binding = group_binding([self], x.device)  # once per fold, not per batch
+        xg = x[None]
+        plan = self.mix_group(xg, y[None], stack_draws([draw], x.shape[0], x.device), self._binding)
+        return self._unit_plan(plan, draw, x if plan.x is xg else plan.x[0])
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
+    def draw(self, rng: np.random.Generator, batch: int, height: int, width: int) -> Draw:
+        """One unit's draws for a batch of ``batch`` rows (host only: the order of draws is part of a run's bytes)."""
+        return Draw(n=batch)
+
+    def mix_group(self, x: torch.Tensor, y: torch.Tensor, draws: GroupDraws, binding: GroupBinding) -> GroupPlan:
+        """Mix G units' batches x (G, B, C, H, W), labels y (G, B) as ``draws`` say, all units in one pass."""
         raise NotImplementedError
+
+    def _check_unit(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Hook: checks a method makes of a batch mixed alone (bound fold, shapes)."""
+
+    def _unit_plan(self, plan: GroupPlan, draw: Draw, x: torch.Tensor) -> MixPlan:
+        """Unit 0 of a group-of-one plan, as the per-batch record."""
+        d = plan.draws
+        perm = None if draw.index is not None else d.perm[0]
+        return MixPlan(
+            x=x, y=plan.y[0], perm=perm, lam=draw.lam, partner_y=plan.partner_y[0],
+            mask=None if plan.mask is None else plan.mask[0],
+            token_mask=None if plan.token_mask is None else plan.token_mask[0].expand(draw.n, -1),
+            label_lam=None if plan.own is None else plan.own[0],
+            manifold=None if plan.manifold is None else ManifoldPlan(draw.block, draw.lam, d.perm[0]),
+            k=None if draw.k is None else d.k[0], box=draw.box,
+            partner_index=None if draw.index is None else d.index[0], group=plan,
+        )
 
     # ------------------------------------------------------------------ phase 2
     def mix_targets(self, plan: MixPlan, attention: torch.Tensor | None = None) -> torch.Tensor:
         """Soft targets (B, num_classes), each row a distribution, from the plan (and attention if needed)."""
+        if plan.group is None:
+            raise ValueError(f"mixing.{self.name}: mix_targets() needs a plan made by mix_inputs()")
+        if attention is not None and plan.token_mask is not None:
+            attention = self._check_attention(attention, plan)
+        return self.group_targets(plan.group, None if attention is None else attention[None])[0]
+
+    def group_targets(self, plan: GroupPlan, attention: torch.Tensor | None = None) -> torch.Tensor:
+        """Soft targets (G, B, num_classes) of every unit at once; ``attention``: (G, B, P*P) of the mixed pass."""
+        self._need_attention(attention)
+        own = self._group_own(plan, attention)
+        return soft_targets(plan.y, plan.partner_y, own, self.num_classes, self.label_smoothing)
+
+    def _group_own(self, plan: GroupPlan, attention: torch.Tensor | None) -> torch.Tensor:
+        """(G, B) weight of each row's own label."""
+        if plan.own is None:
+            raise RuntimeError(f"mixing.{self.name}: plan carries no label weight")
+        return plan.own
+
+    def _need_attention(self, attention: torch.Tensor | None) -> None:
         if self.needs_attention and attention is None:
             raise ValueError(
                 f"mixing.{self.name}: mix_targets() needs the attention map (B, P*P) of the mixed forward pass "
                 "(run the model with need_attention=True and pass model.cls_attention)"
             )
-        own = self._label_lam(plan, attention).to(device=plan.y.device, dtype=torch.float32)
-        y_own = smooth_one_hot(plan.y, self.num_classes, self.label_smoothing)
-        y_partner = smooth_one_hot(plan.partner_y.to(plan.y.device), self.num_classes, self.label_smoothing)
-        return own[:, None] * y_own + (1.0 - own[:, None]) * y_partner
-
-    def _label_lam(self, plan: MixPlan, attention: torch.Tensor | None) -> torch.Tensor:
-        if plan.label_lam is None:
-            raise RuntimeError(f"mixing.{self.name}: plan carries no label weight")
-        return plan.label_lam
 
     # ------------------------------------------------------------------ helpers
     def _check_batch(self, x: torch.Tensor, y: torch.Tensor) -> None:
@@ -206,35 +267,66 @@ class Mixer:
             raise ValueError(f"mixing.{self.name}: attention must be finite and non-negative")
         return attention
 
-    def _attention_share(self, attention: torch.Tensor | None, plan: MixPlan) -> torch.Tensor:
-        """(B,) share of each sample's CLS attention that falls on ``plan.token_mask`` (TransMix, MEMix)."""
-        attention = self._check_attention(attention, plan)
-        total = attention.sum(dim=1).clamp_min(torch.finfo(torch.float32).tiny)
-        return (attention * plan.token_mask).sum(dim=1) / total
+    def _attention_share(self, attention: torch.Tensor | None, plan: GroupPlan) -> torch.Tensor:
+        """(G, B) share of each row's CLS attention that falls on ``plan.token_mask`` (TransMix, MEMix)."""
+        if attention is None or plan.token_mask is None:
+            raise RuntimeError(f"mixing.{self.name}: the attention share needs attention and a token mask")
+        return attention_share(attention, plan.token_mask)
 
 
-def random_perm(rng: np.random.Generator, batch: int, device: torch.device) -> torch.Tensor:
-    """A random partner permutation of the batch (not timm's flip: any sample may pair with any)."""
-    return upload(torch.from_numpy(rng.permutation(batch)), device, torch.long)
+def group_binding(mixers: Sequence[Mixer], device: torch.device) -> GroupBinding:
+    """The bound folds of a group's mixers (one per unit, all of one method) stacked for :meth:`Mixer.mix_group`.
+
+    A method that mixes with its fold's inputs gets one bank of every unit's fold; each mixer's own inputs become
+    a view into it, so the group holds each fold once."""
+    bound = all(m.class_counts is not None for m in mixers)  # mixup and the like also mix unbound batches
+    counts = upload(torch.stack([m.class_counts for m in mixers]), device) if bound else None
+    if not mixers[0].needs_inputs:
+        return GroupBinding(counts=counts)
+    labels = torch.cat([m.train_labels.to(device) for m in mixers])  # type: ignore[attr-defined]
+    if len(mixers) == 1:  # the fold itself is the bank (no copy where it already lies on the device)
+        bank = mixers[0].train_inputs.to(device)  # type: ignore[attr-defined]
+        mixers[0].train_inputs = bank  # type: ignore[attr-defined]
+        return GroupBinding(counts=counts, inputs=bank, labels=labels, offsets=(0,))
+    shape = mixers[0].train_inputs.shape[1:]  # type: ignore[attr-defined]
+    if any(m.train_inputs.shape[1:] != shape for m in mixers):  # type: ignore[attr-defined]
+        raise ValueError(f"mixing.{mixers[0].name}: the group's folds differ in input shape")
+    dtype = functools.reduce(torch.promote_types, (m.train_inputs.dtype for m in mixers))  # type: ignore[attr-defined]
+    rows = sum(m.train_inputs.shape[0] for m in mixers)  # type: ignore[attr-defined]
+    inputs = torch.empty((rows, *shape), dtype=dtype, device=device)
+    offsets, start = [], 0
+    for m in mixers:  # each fold is copied in and the mixer's own tensor dropped at once: no fold is held twice
+        n = m.train_inputs.shape[0]  # type: ignore[attr-defined]
+        view = inputs[start:start + n]
+        view.copy_(m.train_inputs)  # type: ignore[attr-defined]
+        m.train_inputs = view  # type: ignore[attr-defined]
+        offsets.append(start)
+        start += n
+    return GroupBinding(counts=counts, inputs=inputs, labels=labels, offsets=tuple(offsets))
 
 
-def full_lam(value: float, batch: int, device: torch.device) -> torch.Tensor:
-    return torch.full((batch,), float(value), dtype=torch.float32, device=device)
-
-
-def blend(x: torch.Tensor, perm: torch.Tensor, lam: float) -> torch.Tensor:
-    """lam * x + (1 - lam) * x[perm], the one formula mixup-style methods share (bit-identical across them)."""
-    return lam * x + (1.0 - lam) * x[perm]
-
-
-def mixup_plan(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, alpha: float) -> MixPlan:
+def mixup_draw(rng: np.random.Generator, batch: int, alpha: float) -> Draw:
     """One mixup batch: l ~ Beta(alpha, alpha), then the partner permutation (TransMix's mixup batches too)."""
     lam = float(rng.beta(alpha, alpha))
-    perm = random_perm(rng, x.shape[0], x.device)
-    return MixPlan(
-        x=blend(x, perm, lam), y=y, perm=perm, lam=lam, partner_y=y[perm],
-        label_lam=full_lam(lam, x.shape[0], x.device),
+    return Draw(n=batch, lam=lam, a=lam, b=1.0 - lam, perm=rng.permutation(batch))
+
+
+def mixup_group(x: torch.Tensor, y: torch.Tensor, draws: GroupDraws) -> GroupPlan:
+    """Every unit's mixup batch at once: x' = lam * x + (1 - lam) * x[perm], own-label weight lam."""
+    return GroupPlan(
+        x=blend(x, partner_rows(x, draws), draws), y=y, partner_y=y.gather(1, draws.perm), draws=draws,
+        own=draws.lam[:, None].expand_as(y),
     )
+
+
+def cutmix_draw(rng: np.random.Generator, batch: int, height: int, width: int, alpha: float) -> Draw:
+    """One CutMix batch: l ~ Beta(alpha, alpha), the box, then the partner permutation; the label weight is the
+    clipped box's complement (TransMix's box batches start from this draw and re-weight the labels)."""
+    lam = float(rng.beta(alpha, alpha))
+    box = draw_box(rng, lam, height, width)
+    perm = rng.permutation(batch)
+    lam = 1.0 - box_area_fraction(box, height, width)
+    return Draw(n=batch, lam=lam, a=0.0, b=1.0, perm=perm, box=box, is_box=True)
 
 
 def draw_box(rng: np.random.Generator, lam: float, height: int, width: int) -> tuple[int, int, int, int]:
@@ -248,30 +340,6 @@ def draw_box(rng: np.random.Generator, lam: float, height: int, width: int) -> t
     return y0c, y1c, x0c, x1c
 
 
-def box_mask(box: tuple[int, int, int, int], height: int, width: int, device: torch.device) -> torch.Tensor:
-    """(1, 1, H, W) bool, True inside the box."""
-    y0, y1, x0, x1 = box
-    rows = torch.arange(height, device=device)
-    cols = torch.arange(width, device=device)
-    inside = ((rows >= y0) & (rows < y1))[:, None] & ((cols >= x0) & (cols < x1))[None, :]
-    return inside[None, None]
-
-
 def box_area_fraction(box: tuple[int, int, int, int], height: int, width: int) -> float:
     y0, y1, x0, x1 = box
     return (y1 - y0) * (x1 - x0) / float(height * width)
-
-
-def cutmix_plan(x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator, alpha: float) -> MixPlan:
-    """One CutMix batch: l ~ Beta(alpha, alpha), the box, then the partner permutation; the label weight is
-    the clipped box's complement (TransMix's box batches start from this plan and re-weight the labels)."""
-    height, width = x.shape[-2:]
-    lam = float(rng.beta(alpha, alpha))
-    box = draw_box(rng, lam, height, width)
-    perm = random_perm(rng, x.shape[0], x.device)
-    mask = box_mask(box, height, width, x.device)
-    lam = 1.0 - box_area_fraction(box, height, width)
-    return MixPlan(
-        x=torch.where(mask, x[perm], x), y=y, perm=perm, lam=lam, partner_y=y[perm], mask=mask, box=box,
-        label_lam=full_lam(lam, x.shape[0], x.device),
-    )

@@ -2,7 +2,7 @@
 
 The mixer only decides (block, l, pi); the model applies h' = l*h + (1-l)*h[pi] to the token sequence
 entering block ``block`` (0 = the embedded input tokens, CLS included) when called as
-``model(x, manifold=plan.manifold)``.
+``model(x, manifold=plan.manifold)`` (a group: every unit's block, l and pi in one :class:`GroupManifold`).
 ``plan.x`` is the unmixed batch.
 """
 
@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
-from memix.mixing.base import ManifoldPlan, Mixer, MixPlan, full_lam, random_perm
+from memix.mixing.base import Draw, GroupBinding, GroupDraws, GroupPlan, Mixer
+from memix.mixing.batched import GroupManifold
 
 
 class ManifoldMixupMixer(Mixer):
@@ -35,12 +36,14 @@ class ManifoldMixupMixer(Mixer):
             raise ValueError(f"mixing.manifold_mixup.blocks {self.blocks}: none is below the model depth {depth}")
         self.blocks = kept
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
+    def draw(self, rng: np.random.Generator, batch: int, height: int, width: int) -> Draw:
         alpha = self.params.alpha
         block = int(self.blocks[int(rng.integers(len(self.blocks)))])
         lam = float(rng.beta(alpha, alpha))
-        perm = random_perm(rng, x.shape[0], x.device)
-        return MixPlan(
-            x=x, y=y, perm=perm, lam=lam, partner_y=y[perm], label_lam=full_lam(lam, x.shape[0], x.device),
-            manifold=ManifoldPlan(block=block, lam=lam, perm=perm),
+        return Draw(n=batch, lam=lam, a=lam, b=1.0 - lam, perm=rng.permutation(batch), block=block)
+
+    def mix_group(self, x: torch.Tensor, y: torch.Tensor, draws: GroupDraws, binding: GroupBinding) -> GroupPlan:
+        return GroupPlan(
+            x=x, y=y, partner_y=y.gather(1, draws.perm), draws=draws, own=draws.lam[:, None].expand_as(y),
+            manifold=GroupManifold(block=draws.block, lam=draws.lam, perm=draws.perm),
         )

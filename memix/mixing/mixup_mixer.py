@@ -9,11 +9,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from memix.mixing.base import Mixer, MixPlan, mixup_plan
+from memix.mixing.base import Draw, GroupBinding, GroupDraws, GroupPlan, Mixer, mixup_draw, mixup_group
 
 
 class MixupMixer(Mixer):
     name = "mixup"
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
-        return mixup_plan(x, y, rng, self.params.alpha)
+    def draw(self, rng: np.random.Generator, batch: int, height: int, width: int) -> Draw:
+        return mixup_draw(rng, batch, self.params.alpha)
+
+    def mix_group(self, x: torch.Tensor, y: torch.Tensor, draws: GroupDraws, binding: GroupBinding) -> GroupPlan:
+        return mixup_group(x, y, draws)

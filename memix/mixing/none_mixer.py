@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from memix.mixing.base import Mixer, MixPlan, full_lam
+from memix.mixing.base import GroupBinding, GroupDraws, GroupPlan, Mixer
 
 
 class NoneMixer(Mixer):
@@ -13,6 +12,5 @@ class NoneMixer(Mixer):
 
     name = "none"
 
-    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
-        perm = torch.arange(x.shape[0], device=x.device)
-        return MixPlan(x=x, y=y, perm=perm, lam=1.0, partner_y=y, label_lam=full_lam(1.0, x.shape[0], x.device))
+    def mix_group(self, x: torch.Tensor, y: torch.Tensor, draws: GroupDraws, binding: GroupBinding) -> GroupPlan:
+        return GroupPlan(x=x, y=y, partner_y=y, draws=draws, own=draws.lam[:, None].expand_as(y))

@@ -6,18 +6,22 @@ l_y = 0 if n_i / n_j >= kappa and l < tau; l_y = 1 if n_i / n_j <= 1/kappa and 1
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
-from memix.mixing.base import Mixer, MixPlan, blend, random_perm, upload
+from memix.mixing.base import Draw, GroupBinding, GroupDraws, GroupPlan, Mixer, mixup_draw, mixup_group
 
 
 def remix_label_lam(
-    lam: float, counts_own: torch.Tensor, counts_partner: torch.Tensor, kappa: float, tau: float
+    lam: float | torch.Tensor, counts_own: torch.Tensor, counts_partner: torch.Tensor, kappa: float, tau: float
 ) -> torch.Tensor:
-    """Per-pair own-label weight from the pair's class counts (the Remix rules)."""
+    """Per-pair own-label weight from the pair's class counts (the Remix rules); ``lam`` a float or a float64
+    tensor that broadcasts against the counts (a group: (G, 1))."""
     ratio = counts_own.to(torch.float64) / counts_partner.to(torch.float64)
-    out = torch.full(ratio.shape, lam, dtype=torch.float32, device=ratio.device)
+    lam = torch.as_tensor(lam, dtype=torch.float64, device=ratio.device)
+    out = lam.to(torch.float32).expand(ratio.shape)
     out = torch.where((ratio >= kappa) & (lam < tau), torch.zeros_like(out), out)
     out = torch.where((ratio <= 1.0 / kappa) & (1.0 - lam < tau), torch.ones_like(out), out)
     return out
@@ -25,22 +29,26 @@ def remix_label_lam(
 
 class RemixMixer(Mixer):
     name = "remix"
-    _counts: torch.Tensor | None = None  # class_counts on the batches' device
 
-    def _bind(self, train_labels: torch.Tensor, train_inputs: torch.Tensor | None) -> None:
-        self._counts = None
-
-    def _mix(self, x: torch.Tensor, y: torch.Tensor, rng: np.random.Generator) -> MixPlan:
+    def _check_unit(self, x: torch.Tensor, y: torch.Tensor) -> None:
         if self.class_counts is None:
             raise RuntimeError("mixing.remix: call bind(train_labels) with the training fold's labels first")
-        if self._counts is None or self._counts.device != y.device:
-            self._counts = upload(self.class_counts, y.device)  # once per fold, not per step
-        counts = self._counts
-        missing = None if self.trusted else torch.unique(y[counts[y] == 0])
-        if missing is not None and missing.numel():
+        if self.trusted:
+            return
+        counts = self.class_counts.to(y.device)
+        missing = torch.unique(y[counts[y] == 0])
+        if missing.numel():
             raise ValueError(f"mixing.remix: batch holds classes {missing.tolist()} absent from the bound fold")
-        alpha = self.params.alpha
-        lam = float(rng.beta(alpha, alpha))
-        perm = random_perm(rng, x.shape[0], x.device)
-        label_lam = remix_label_lam(lam, counts[y], counts[y[perm]], self.params.kappa, self.params.tau)
-        return MixPlan(x=blend(x, perm, lam), y=y, perm=perm, lam=lam, partner_y=y[perm], label_lam=label_lam)
+
+    def draw(self, rng: np.random.Generator, batch: int, height: int, width: int) -> Draw:
+        return mixup_draw(rng, batch, self.params.alpha)
+
+    def mix_group(self, x: torch.Tensor, y: torch.Tensor, draws: GroupDraws, binding: GroupBinding) -> GroupPlan:
+        if binding.counts is None:
+            raise RuntimeError("mixing.remix: call bind(train_labels) with the training fold's labels first")
+        plan = mixup_group(x, y, draws)
+        own = remix_label_lam(
+            draws.lam64[:, None], binding.counts.gather(1, y), binding.counts.gather(1, plan.partner_y),
+            self.params.kappa, self.params.tau,
+        )
+        return dataclasses.replace(plan, own=own)

@@ -22,7 +22,6 @@ A unit's result is the same as its model trained alone, up to float rounding (te
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -32,18 +31,8 @@ from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
 from torch.func import functional_call
 
-from memix.mixing.base import upload
+from memix.mixing.batched import GroupManifold, upload
 from memix.models.flow_model import FlowModel
-
-
-@dataclass(frozen=True)
-class GroupManifold:
-    """Manifold mixing for a group: unit g mixes before ``block[g]`` (-1: not at all) with ``lam[g]`` and the row
-    permutation ``perm[g]`` (B,), rows past the unit's real batch mapping to themselves."""
-
-    block: torch.Tensor  # (G,) int64
-    lam: torch.Tensor  # (G,) float32
-    perm: torch.Tensor  # (G, B) int64
 
 
 def check_supported(vit: VisionTransformer, where: str) -> None:

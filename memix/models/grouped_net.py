@@ -21,7 +21,7 @@ from torch import nn
 from torch.func import functional_call
 
 from memix.mixing.base import ManifoldPlan
-from memix.models.grouped import GroupManifold
+from memix.mixing.batched import GroupManifold
 from memix.models.net_model import NetModel
 
 SEED_HIGH = 2**62

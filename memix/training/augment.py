@@ -33,9 +33,22 @@ class Transforms:
     shift: torch.Tensor
 
 
+def draw_uniform(batch: int, generator: torch.Generator) -> torch.Tensor:
+    """(4, batch) float64 uniforms, on the generator's device: everything a batch's transforms are made from."""
+    return torch.rand(4, batch, generator=generator, device=generator.device, dtype=torch.float64)
+
+
+IDENTITY_UNIFORM = 0.5
+"""A uniform that makes the identity transform (no flip, angle 0, shift 0): what padding rows get."""
+
+
 def draw_transforms(batch: int, generator: torch.Generator, params: AugmentParams, device: torch.device) -> Transforms:
     """Draw every sample's transform; the stream of draws does not depend on which options are on."""
-    u = upload(torch.rand(4, batch, generator=generator, device=generator.device, dtype=torch.float64), device)
+    return uniform_transforms(upload(draw_uniform(batch, generator), device), params)
+
+
+def uniform_transforms(u: torch.Tensor, params: AugmentParams) -> Transforms:
+    """The transforms that (4, B) uniforms stand for (several units' uniforms side by side give each its own)."""
     flip = (u[0] < 0.5) & bool(params.flip)
     angle = (u[1] * 2.0 - 1.0) * math.radians(params.rotate_deg)
     shift = (u[2:4].T * 2.0 - 1.0) * params.translate_frac

@@ -2,24 +2,46 @@
 
 Why apart from the step: prediction runs in eval mode on the held-out subject only, records every evaluated
 epoch's probabilities (epoch selection happens later, in evaluation, so nothing of the test subject steers
-training) and is the one place that fills ``test_acc``; the training step never sees test rows.
+training) and is the one place that fills ``test_acc``; the training step never sees test rows. Each chunk of
+test clips is padded into one (G, rows, ...) batch (:func:`pad_units`, :func:`pad_faces`), zeros past a unit's rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
 from memix.models.grouped import GroupedFlowModel
-from memix.training.step_prepare import pad_faces, pad_units
 from memix.training.units import UnitState
 
 EVAL_BATCH = 256
 """Test clips per unit per forward pass when predicting."""
 
 HISTORY_KEYS = ("loss", "train_acc", "test_acc")
+
+
+def pad_units(xs: Sequence[torch.Tensor | None], rows: int, shape: torch.Size, device: torch.device) -> torch.Tensor:
+    """(G, rows, *shape) with each unit's tensor in its first rows and zeros elsewhere (``None``: all zeros)."""
+    out = torch.zeros((len(xs), rows, *shape), dtype=torch.float32, device=device)
+    for g, x in enumerate(xs):
+        if x is not None:
+            out[g, : x.shape[0]] = x
+    return out
+
+
+def pad_faces(
+    faces: list[torch.Tensor], active: list[bool], rows: int, shape: torch.Size, device: torch.device
+) -> torch.Tensor:
+    """(G, rows, *shape) onset faces: ``faces`` holds the active units' faces only, in order."""
+    out = torch.zeros((len(active), rows, *shape), dtype=torch.float32, device=device)
+    it = iter(faces)
+    for g, on in enumerate(active):
+        if on:
+            f = next(it)
+            out[g, : f.shape[0]] = f
+    return out
 
 
 def empty_history(units: int, epochs: int) -> list[dict[str, torch.Tensor]]:

@@ -40,6 +40,7 @@ from memix.training import checkpoint, divergence
 from memix.training.folds import fold_stats
 from memix.training.heldout import EVAL_BATCH, HISTORY_KEYS, HeldOutEvaluation, empty_history
 from memix.training.optim import GroupedAdam
+from memix.training.schedule import epoch_lr
 from memix.training.step_core import StepCore, soft_cross_entropy
 from memix.training.step_prepare import StepInputs, StepPreparation
 from memix.training.units import ProgressFn, Unit, UnitResult, UnitState, batch_bounds, unit_seeds
@@ -101,6 +102,11 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
             built.append(models.build(params.model, self.flow.shape[1], k, self.flow.shape[-1]))
             self.states.append(self._unit_state(unit, data, built[-1], seeds, k))
         self.model = models.group(built).to(device)
+        self.binding = mixing.base.group_binding([s.mixer for s in self.states], device)
+        self.mean = torch.stack([s.mean for s in self.states])  # (G, 1, C, 1, 1): all units normalised in one op
+        self.std = torch.stack([s.std for s in self.states])
+        self._pads: dict[int, torch.Tensor] = {}
+        self._reset_sums()
         del built
         self.model.dropout_generators = [s.gens["dropout"] for s in self.states]
         self.opt = GroupedAdam(
@@ -222,17 +228,25 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
         ]
 
     def _epoch(self, epoch: int) -> None:
+        self.opt.lr = epoch_lr(self.params.train, epoch)
         for s in self.states:
             perm = upload(torch.randperm(len(s.unit.fold.train_rows), generator=s.gens["data"]), self.device)
             s.epoch_rows = s.train_rows.index_select(0, perm)
-            s.sums = {"loss": torch.zeros((), device=self.device), "correct": torch.zeros(
-                (), dtype=torch.int64, device=self.device), "seen": 0}
+        self._epoch_table()
+        self._reset_sums()
         for step in range(max(len(s.bounds) for s in self.states)):
             self._step(step)
-        for h, s in zip(self.history, self.states, strict=True):
-            seen = s.sums["seen"]
-            h["loss"][epoch] = s.sums["loss"].item() / seen
-            h["train_acc"][epoch] = s.sums["correct"].item() / seen
+        loss, correct = self.sums["loss"].tolist(), self.sums["correct"].tolist()  # once per epoch, not per step
+        for g, h in enumerate(self.history):
+            h["loss"][epoch] = loss[g] / self.seen[g]
+            h["train_acc"][epoch] = correct[g] / self.seen[g]
+
+    def _reset_sums(self) -> None:
+        """Zero the per-unit sums an epoch's steps add to (loss * rows, correct rows, rows seen)."""
+        G = len(self.states)
+        self.sums = {"loss": torch.zeros(G, device=self.device),
+                     "correct": torch.zeros(G, dtype=torch.int64, device=self.device)}
+        self.seen = [0] * G
 
     def _step(self, step: int) -> None:
         self._core(self._prepare(step))

@@ -248,8 +248,10 @@ def run(
     registry.check_trainable(params.model.name, method)
     seeds = list(params.compare.seeds if seeds is None else seeds)
     out_dir = Path(out_dir)
-    data = read_data(params, flow_dir) if data is None else data
-    check_augment(params)  # also when the caller read the data
+    if data is None:
+        data = read_data(params, flow_dir)  # checks the augmentation first
+    else:
+        check_augment(params)  # the caller read the data
     device = models.resolve_device(params.train.device)
     threads = torch.get_num_threads()
     if params.train.threads:

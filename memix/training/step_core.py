@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
+from memix.mixing.batched import masked_mean
 from memix.models.grouped import GroupedFlowModel
 from memix.training.optim import GroupedAdam
 from memix.training.step_prepare import StepInputs
@@ -24,7 +25,12 @@ if TYPE_CHECKING:
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """mean over the batch of sum_k -t_k log softmax(logits)_k, in float32."""
-    return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1).mean()
+    return soft_cross_entropy_rows(logits, targets).mean()
+
+
+def soft_cross_entropy_rows(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """sum_k -t_k log softmax(logits)_k per row (any leading shape), in float32."""
+    return -(targets * F.log_softmax(logits.float(), dim=-1)).sum(dim=-1)
 
 
 class StepCore:
@@ -37,6 +43,7 @@ class StepCore:
     loss_graph: Callable[[StepInputs], torch.Tensor]  # _loss, compiled or not
     opt: GroupedAdam
     autocast: Callable[[], Any]
+    sums: dict[str, torch.Tensor]  # (G,) this epoch's loss * rows and correct rows per unit
 
     def _core(self, inp: StepInputs) -> None:
         """The device's part of a step, one graph (tests capture it with ``torch.compile(fullgraph=True)``):
@@ -47,31 +54,23 @@ class StepCore:
 
     def _loss(self, inp: StepInputs) -> torch.Tensor:
         """Forward, mixing targets and the summed loss of every unit that takes the step (what ``train.compile``
-        compiles: autograd then records forward and backward as one joint graph)."""
+        compiles: autograd then records forward and backward as one joint graph). Targets and cross-entropy run
+        once over all G * B rows; each unit's loss is the mean over its real rows, so its gradient is its own."""
         mixer = self.states[0].mixer
-        sizes = inp.sizes
+        valid = inp.plan.draws.valid
         with self.autocast():
-            logits = self.forward(inp.x, face=inp.face, rows=sizes, manifold=inp.manifold,
+            logits = self.forward(inp.x, face=inp.face, rows=inp.sizes, manifold=inp.manifold,
                                   need_attention=mixer.needs_attention, dropout=inp.dropout[0])
             attention = self.model.cls_attention if mixer.needs_attention else None
-            clean_logits = None
+            targets = mixer.group_targets(inp.plan, attention)
+            loss = masked_mean(soft_cross_entropy_rows(logits, targets), valid, inp.counts)  # (G,)
             if inp.clean is not None:
-                clean_logits = self.forward(inp.clean, face=inp.face, rows=sizes, dropout=inp.dropout[1])
-            losses = []
-            j = 0
-            for g, (s, plan) in enumerate(zip(self.states, inp.plans, strict=True)):
-                if plan is None:
-                    continue
-                n = sizes[g]
-                targets = s.mixer.mix_targets(plan, None if attention is None else attention[g, :n])
-                loss = soft_cross_entropy(logits[g, :n], targets)
-                if clean_logits is not None:
-                    loss = loss + F.cross_entropy(
-                        clean_logits[g, :n].float(), inp.labels[j], label_smoothing=self.params.train.label_smoothing
-                    )
-                losses.append(loss)
-                s.sums["loss"] += loss.detach() * n
-                s.sums["correct"] += (logits[g, :n].detach().argmax(-1) == targets.argmax(-1)).sum()
-                s.sums["seen"] += n
-                j += 1
-        return torch.stack(losses).sum()
+                clean_logits = self.forward(inp.clean, face=inp.face, rows=inp.sizes, dropout=inp.dropout[1])
+                clean = F.cross_entropy(
+                    clean_logits.flatten(0, 1).float(), inp.labels.flatten(), reduction="none",
+                    label_smoothing=self.params.train.label_smoothing,
+                )
+                loss = loss + masked_mean(clean.view(inp.labels.shape), valid, inp.counts)
+            self.sums["loss"] += loss.detach() * inp.counts
+            self.sums["correct"] += ((logits.detach().argmax(-1) == targets.argmax(-1)) & valid).sum(-1)
+        return loss.sum()

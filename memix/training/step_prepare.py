@@ -3,25 +3,24 @@
 Why apart from the device's part (:mod:`memix.training.step_core`): everything that consumes a unit's CPU
 generators happens here, in one fixed order per step (augmentation of every active unit, then each unit's mixing
 draw, then dropout masks), and that order is part of a run's bytes; the device's part then reads no tensor on the
-host, so it can be captured as one graph. The padding helpers are shared with test-set prediction
-(:mod:`memix.training.heldout`), which pads test chunks the same way.
+host, so it can be captured as one graph.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from memix.mixing.base import MixPlan, upload
-from memix.models.grouped import GroupedFlowModel, GroupManifold
-from memix.training.augment import Transforms, apply_transforms, draw_transforms
+from memix.mixing.base import GroupBinding, numpy_rng, upload
+from memix.mixing.batched import GroupManifold, GroupPlan, stack_draws
+from memix.models.grouped import GroupedFlowModel
+from memix.training.augment import IDENTITY_UNIFORM, apply_transforms, draw_uniform, uniform_transforms
 from memix.training.units import UnitState
 
 if TYPE_CHECKING:
-    from memix.config import AugmentParams, Params
+    from memix.config import Params
 
 
 @dataclass
@@ -30,78 +29,14 @@ class StepInputs:
 
     active: list[bool]  # per unit: does it take this step
     sizes: list[int]  # real rows per unit (0: sits out)
-    plans: list[MixPlan | None]
-    labels: list[torch.Tensor]  # the active units' labels, in order
+    plan: GroupPlan  # every unit's mixing at once: (G, B, ...) tensors, padding rows flagged in plan.draws.valid
+    labels: torch.Tensor  # (G, B) own labels (padding rows hold some class; the loss masks them)
+    counts: torch.Tensor  # (G,) float32 real rows per unit, at least 1 (the loss's divisor)
     x: torch.Tensor  # (G, B, C, H, W) mixed inputs
     clean: torch.Tensor | None  # (G, B, C, H, W) unmixed inputs, for a method with a clean loss term
     face: torch.Tensor | None
     manifold: GroupManifold | None
     dropout: list[dict[str, torch.Tensor] | None]  # per forward pass of the step
-
-
-def pad_units(xs: Sequence[torch.Tensor | None], rows: int, shape: torch.Size, device: torch.device) -> torch.Tensor:
-    """(G, rows, *shape) with each unit's tensor in its first rows and zeros elsewhere (``None``: all zeros)."""
-    out = torch.zeros((len(xs), rows, *shape), dtype=torch.float32, device=device)
-    for g, x in enumerate(xs):
-        if x is not None:
-            out[g, : x.shape[0]] = x
-    return out
-
-
-def pad_faces(
-    faces: list[torch.Tensor], active: list[bool], rows: int, shape: torch.Size, device: torch.device
-) -> torch.Tensor:
-    """(G, rows, *shape) onset faces: ``faces`` holds the active units' faces only, in order."""
-    out = torch.zeros((len(active), rows, *shape), dtype=torch.float32, device=device)
-    it = iter(faces)
-    for g, on in enumerate(active):
-        if on:
-            f = next(it)
-            out[g, : f.shape[0]] = f
-    return out
-
-
-def group_manifold(plans: list[MixPlan | None], rows: int, device: torch.device) -> GroupManifold | None:
-    """The units' manifold-mixing draws as one :class:`GroupManifold` (identity where a unit mixes no block)."""
-    if not any(p is not None and p.manifold is not None for p in plans):
-        return None
-    block, lam, perm = [], [], []
-    for p in plans:
-        identity = torch.arange(rows, device=device)
-        if p is None or p.manifold is None:
-            block.append(-1)
-            lam.append(1.0)
-            perm.append(identity)
-            continue
-        block.append(p.manifold.block)
-        lam.append(p.manifold.lam)
-        n = p.manifold.perm.shape[0]
-        perm.append(torch.cat([p.manifold.perm.to(device), identity[n:]]))
-    return GroupManifold(
-        block=upload(torch.tensor(block, dtype=torch.int64), device),
-        lam=upload(torch.tensor(lam, dtype=torch.float32), device),
-        perm=torch.stack(perm),
-    )
-
-
-def augment_units(
-    states: list[UnitState], xs: list[torch.Tensor], faces: list[torch.Tensor | None], aug: AugmentParams,
-    moves: bool, device: torch.device, vectors: bool = True,
-) -> tuple[list[torch.Tensor], list[torch.Tensor | None]]:
-    """Each unit draws its own transforms; all of them are applied in one batched pass (``vectors``: x is flow
-    with u, v first, else images)."""
-    tfs = [draw_transforms(x.shape[0], s.gens["augment"], aug, device) for s, x in zip(states, xs, strict=True)]
-    tf = Transforms(
-        flip=torch.cat([t.flip for t in tfs]), angle=torch.cat([t.angle for t in tfs]),
-        shift=torch.cat([t.shift for t in tfs]),
-    )
-    face_cat = None if faces[0] is None else torch.cat(faces)  # type: ignore[arg-type]
-    out, face_out = apply_transforms(torch.cat(xs), tf, face_cat, moves=moves, vectors=vectors)
-    sizes = [x.shape[0] for x in xs]
-    new_faces: list[torch.Tensor | None] = (
-        list(face_out.split(sizes)) if face_out is not None else [None] * len(xs)
-    )
-    return list(out.split(sizes)), new_faces
 
 
 class StepPreparation:
@@ -117,47 +52,67 @@ class StepPreparation:
     augment_on: bool
     moves: bool
     vectors: bool
+    binding: GroupBinding  # the units' bound folds, stacked
+    mean: torch.Tensor  # (G, 1, C, 1, 1) each unit's normalisation
+    std: torch.Tensor
+    table: torch.Tensor  # (G, L) this epoch's rows per unit (:meth:`_epoch_table`)
+    seen: list[int]  # rows trained per unit this epoch
+    _pads: dict[int, torch.Tensor]
+
+    def _epoch_table(self) -> None:
+        """Every unit's epoch order in one (G, L) table of flow rows (L: the longest epoch, in whole batches;
+        padding rows point at row 0), so that a step takes all units' rows with one slice and one gather."""
+        batch = self.params.train.batch_size
+        width = max(-(-len(s.epoch_rows) // batch) for s in self.states) * batch  # type: ignore[arg-type]
+        table = torch.zeros((len(self.states), width), dtype=torch.int64, device=self.device)
+        for g, s in enumerate(self.states):
+            table[g, : len(s.epoch_rows)] = s.epoch_rows  # type: ignore[arg-type]
+        self.table = table
+
+    def _uniforms(self, active: list[bool], sizes: list[int], batch: int) -> torch.Tensor:
+        """(4, G * B) augmentation uniforms: each active unit's own draw, identity uniforms on padding rows."""
+        parts = []
+        for s, on, n in zip(self.states, active, sizes, strict=True):
+            if on:
+                parts.append(draw_uniform(n, s.gens["augment"]))
+            if n < batch:
+                if batch - n not in self._pads:  # made once per size, not per step
+                    self._pads[batch - n] = torch.full((4, batch - n), IDENTITY_UNIFORM, dtype=torch.float64)
+                parts.append(self._pads[batch - n])
+        return upload(torch.cat(parts, 1), self.device)
 
     def _prepare(self, step: int) -> StepInputs:
         """The host's part of a step: batch rows, every unit's augmentation, mixing and dropout draws (from its own
-        CPU generators, uploaded without waiting), the mixed inputs padded into one (G, B, ...) batch."""
+        CPU generators, uploaded without waiting), then every unit's batch gathered, augmented, normalised and mixed
+        at once as one padded (G, B, ...) batch."""
         active = [step < len(s.bounds) for s in self.states]
+        sizes = [s.bounds[step][1] - s.bounds[step][0] if on else 0 for s, on in zip(self.states, active, strict=True)]
         batch = self.params.train.batch_size
-        xs, ys, faces = [], [], []
-        for s, on in zip(self.states, active, strict=True):
-            if on:
-                lo, hi = s.bounds[step]
-                rows = s.epoch_rows[lo:hi]
-                xs.append(self.flow.index_select(0, rows))
-                ys.append(self.labels.index_select(0, rows))
-                faces.append(None if self.faces is None else self.faces.index_select(0, rows))
+        G, shape = len(self.states), self.flow.shape[1:]
+        rows = self.table[:, step * batch:(step + 1) * batch].reshape(-1)
+        x = self.flow.index_select(0, rows)
+        y = self.labels.index_select(0, rows).view(G, batch)
+        face = None if self.faces is None else self.faces.index_select(0, rows)
         if self.augment_on:
-            xs, faces = augment_units(
-                [s for s, on in zip(self.states, active, strict=True) if on], xs, faces, self.params.train.augment,
-                self.moves, self.device, self.vectors,
-            )
-        plans: list[MixPlan | None] = []
-        clean: list[torch.Tensor | None] = []
-        it = iter(range(len(xs)))
-        for s, on in zip(self.states, active, strict=True):
-            if not on:
-                plans.append(None)
-                clean.append(None)
-                continue
-            j = next(it)
-            x = s.normalise(xs[j])
-            clean.append(x)
-            plans.append(s.mixer.mix_inputs(x, ys[j], s.gens["mix"]))
-        sizes = [0 if p is None else p.x.shape[0] for p in plans]
-        clean_loss = self.states[0].mixer.clean_loss
-        shape = self.flow.shape[1:]
+            tf = uniform_transforms(self._uniforms(active, sizes, batch), self.params.train.augment)
+            x, face = apply_transforms(x, tf, face, moves=self.moves, vectors=self.vectors)
+        height, width = shape[-2:]
+        mixer = self.states[0].mixer
+        draws = stack_draws([
+            s.mixer.draw(numpy_rng(s.gens["mix"]), n, height, width) if on else None
+            for s, on, n in zip(self.states, active, sizes, strict=True)
+        ], batch, self.device, self.binding.offsets)
+        x = x.view(G, batch, *shape)
+        x = torch.where(draws.valid[:, :, None, None, None], (x - self.mean) / self.std, 0.0)  # padding rows: zeros
+        plan = mixer.mix_group(x, y, draws, self.binding)
+        for g, n in enumerate(sizes):
+            self.seen[g] += n
         return StepInputs(
-            active=active, sizes=sizes, plans=plans, labels=ys,
-            x=pad_units([None if p is None else p.x for p in plans], batch, shape, self.device),
-            clean=pad_units(clean, batch, shape, self.device) if clean_loss else None,
-            face=None if self.faces is None else pad_faces(
-                faces, active, batch, self.faces.shape[1:], self.device  # type: ignore[arg-type]
+            active=active, sizes=sizes, plan=plan, labels=y, counts=upload(
+                torch.tensor([max(n, 1) for n in sizes], dtype=torch.float32), self.device
             ),
-            manifold=group_manifold(plans, batch, self.device),
-            dropout=[self.model.draw_dropout(sizes, batch) for _ in range(2 if clean_loss else 1)],
+            x=plan.x, clean=x if mixer.clean_loss else None,
+            face=None if face is None else face.view(G, batch, *face.shape[1:]),
+            manifold=plan.manifold,
+            dropout=[self.model.draw_dropout(sizes, batch) for _ in range(2 if mixer.clean_loss else 1)],
         )

@@ -8,7 +8,7 @@ importing the training step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -83,7 +83,6 @@ class UnitState:
     gens: dict[str, torch.Generator]
     bounds: list[tuple[int, int]]
     epoch_rows: torch.Tensor | None = None
-    sums: dict[str, Any] = field(default_factory=dict)
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std

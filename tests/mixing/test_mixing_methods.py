@@ -203,3 +203,32 @@ def test_balanced_l_follows_beta_a_1() -> None:
 def test_balanced_bind_needs_inputs() -> None:
     with pytest.raises(ValueError, match=r"needs the fold's inputs too"):
         mixing.get("balanced_mixup", K).bind(torch.arange(4))
+
+
+def test_balanced_group_padding_rows_stay_zero_and_real_rows_match_alone() -> None:
+    """In a group, padding rows (of a unit with a short batch, or of one that sits the step out) stay exactly zero
+    after balanced mixup, and each unit's real rows equal the unit mixed alone, bit for bit."""
+    from memix.mixing.base import group_binding, numpy_rng
+    from memix.mixing.batched import stack_draws
+
+    folds = [(torch.randn(n, 2, 8, 8) + shift, torch.arange(n) % K) for n, shift in ((12, 3.0), (9, -3.0), (5, 1.0))]
+    grouped, alone = [mixing.get("balanced_mixup", K) for _ in folds], [mixing.get("balanced_mixup", K) for _ in folds]
+    for m, a, (inputs, labels) in zip(grouped, alone, folds, strict=True):
+        m.bind(labels, inputs)
+        a.bind(labels, inputs.clone())
+    binding = group_binding(grouped, torch.device("cpu"))
+    sizes, batch = [6, 4, 0], 6  # unit 1: two padding rows; unit 2 sits the step out
+    xs = [torch.randn(n, 2, 8, 8) for n in sizes]
+    ys = [torch.arange(n) % K for n in sizes]
+    x, y = torch.zeros(3, batch, 2, 8, 8), torch.zeros(3, batch, dtype=torch.long)
+    for g, n in enumerate(sizes):
+        x[g, :n], y[g, :n] = xs[g], ys[g]
+    draws = [m.draw(numpy_rng(torch.Generator().manual_seed(g)), n, 8, 8) if n else None
+             for g, (m, n) in enumerate(zip(grouped, sizes, strict=True))]
+    plan = grouped[0].mix_group(x, y, stack_draws(draws, batch, x.device, binding.offsets), binding)
+    assert torch.equal(plan.x[1, 4:], torch.zeros(2, 2, 8, 8))
+    assert torch.equal(plan.x[2], torch.zeros(batch, 2, 8, 8))
+    for g, n in enumerate(sizes[:2]):
+        single = alone[g].mix_inputs(xs[g], ys[g], torch.Generator().manual_seed(g))
+        assert torch.equal(plan.x[g, :n], single.x)
+        assert torch.equal(plan.partner_y[g, :n], single.partner_y)

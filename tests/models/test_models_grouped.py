@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from memix import models
 from memix.config import ModelParams
 from memix.mixing.base import ManifoldPlan
-from memix.models.grouped import GroupedFlowModel, GroupManifold
+from memix.mixing.batched import GroupManifold
+from memix.models.grouped import GroupedFlowModel
 from memix.models.grouped_net import GroupedNetModel
 
 TINY = ModelParams(patch_size=4, embed_dim=24, depth=2, num_heads=3)
