@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -77,8 +78,24 @@ def tiny_layouts_root(tmp_path_factory: pytest.TempPathFactory, tiny_layouts_par
 def tiny_project(tmp_path_factory: pytest.TempPathFactory, face_model_path: Path) -> Path:
     """The repository's pipeline reproduced once on tiny params, committed (``tests/dvcproject.py``).
 
-    Shared by the tests that run DVC for real; a test that changes it puts it back, or works on a copy.
+    Shared by the tests that run DVC for real; a test that changes it puts it back, or works on a copy. Under
+    pytest-xdist the first worker that needs it builds it once in the workers' common temp folder and every worker
+    takes its own copy (tests change it in place), so the 2-core box does not build it twice at once.
     """
     import dvcproject
 
-    return dvcproject.build(tmp_path_factory.mktemp("tiny-project"), face_model_path)
+    mine = tmp_path_factory.mktemp("tiny-project")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return dvcproject.build(mine, face_model_path)
+    from filelock import FileLock
+
+    common = tmp_path_factory.getbasetemp().parent
+    built = common / "tiny-project-built"
+    with FileLock(str(common / "tiny-project.lock")):
+        if not built.exists():
+            staging = common / "tiny-project-staging"
+            shutil.rmtree(staging, ignore_errors=True)
+            dvcproject.build(staging, face_model_path)
+            staging.rename(built)  # whole, or not there
+    shutil.copytree(built, mine, symlinks=True, dirs_exist_ok=True)
+    return mine
