@@ -75,8 +75,6 @@ def load_settings(path: Path, overrides: list[str]) -> dict[str, Any]:
 def settings_for(values: dict[str, Any], compile_mode: str, face_stream: bool, epochs: int) -> Section:
     train = {"schedule": "constant", "warmup_epochs": 0,  # a params file from before train.schedule
              **values["train"], "compile": False if compile_mode == "false" else compile_mode, "epochs": epochs}
-    if train["warmup_epochs"] >= epochs:  # a benchmark's few epochs: the rate without its warm-up
-        train["warmup_epochs"] = 0
     model = {**values["model"], "face_stream": face_stream}
     return Section({**values, "train": train, "model": model})
 

@@ -160,10 +160,12 @@ def test_an_architecture_run_trains_with_its_recipe_over_the_machines_train_sett
     p = parse_params({
         "train": {"device": "cpu", "workers": 3, "epochs": 40},
         "architectures": {"reference": {"run": "s", "method": "none"},
-                          "runs": {"s": {"model": {"name": "ststnet"}, "train": {"epochs": 500, "lr": 5e-5}}}},
+                          "runs": {"s": {"model": {"name": "ststnet"}, "train": {
+                              "epochs": 500, "lr": 5e-5, "schedule": "cosine", "warmup_epochs": 5}}}},
     })
     run = arch_run_params(p, "s")
     assert (run.train.epochs, run.train.lr, run.train.device, run.train.workers) == (500, 5e-5, "cpu", 3)
+    assert (run.train.schedule, run.train.warmup_epochs, p.train.schedule) == ("cosine", 5, "constant")
     assert run.model.name == "ststnet" and p.model.name == "vit_flow_tiny"
 
 

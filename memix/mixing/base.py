@@ -17,7 +17,6 @@ Identical generator states therefore give identical plans on any device.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar
@@ -288,12 +287,9 @@ def group_binding(mixers: Sequence[Mixer], device: torch.device) -> GroupBinding
         bank = mixers[0].train_inputs.to(device)  # type: ignore[attr-defined]
         mixers[0].train_inputs = bank  # type: ignore[attr-defined]
         return GroupBinding(counts=counts, inputs=bank, labels=labels, offsets=(0,))
-    shape = mixers[0].train_inputs.shape[1:]  # type: ignore[attr-defined]
-    if any(m.train_inputs.shape[1:] != shape for m in mixers):  # type: ignore[attr-defined]
-        raise ValueError(f"mixing.{mixers[0].name}: the group's folds differ in input shape")
-    dtype = functools.reduce(torch.promote_types, (m.train_inputs.dtype for m in mixers))  # type: ignore[attr-defined]
+    first = mixers[0].train_inputs  # type: ignore[attr-defined]  # every fold: rows of one flow set
     rows = sum(m.train_inputs.shape[0] for m in mixers)  # type: ignore[attr-defined]
-    inputs = torch.empty((rows, *shape), dtype=dtype, device=device)
+    inputs = torch.empty((rows, *first.shape[1:]), dtype=first.dtype, device=device)
     offsets, start = [], 0
     for m in mixers:  # each fold is copied in and the mixer's own tensor dropped at once: no fold is held twice
         n = m.train_inputs.shape[0]  # type: ignore[attr-defined]

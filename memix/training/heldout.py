@@ -3,7 +3,7 @@
 Why apart from the step: prediction runs in eval mode on the held-out subject only, records every evaluated
 epoch's probabilities (epoch selection happens later, in evaluation, so nothing of the test subject steers
 training) and is the one place that fills ``test_acc``; the training step never sees test rows. Each chunk of
-test clips is padded into one (G, rows, ...) batch (:func:`pad_units`, :func:`pad_faces`), zeros past a unit's rows.
+test clips is padded into one (G, rows, ...) batch (:func:`pad_units`), zeros past a unit's rows.
 """
 
 from __future__ import annotations
@@ -28,19 +28,6 @@ def pad_units(xs: Sequence[torch.Tensor | None], rows: int, shape: torch.Size, d
     for g, x in enumerate(xs):
         if x is not None:
             out[g, : x.shape[0]] = x
-    return out
-
-
-def pad_faces(
-    faces: list[torch.Tensor], active: list[bool], rows: int, shape: torch.Size, device: torch.device
-) -> torch.Tensor:
-    """(G, rows, *shape) onset faces: ``faces`` holds the active units' faces only, in order."""
-    out = torch.zeros((len(active), rows, *shape), dtype=torch.float32, device=device)
-    it = iter(faces)
-    for g, on in enumerate(active):
-        if on:
-            f = next(it)
-            out[g, : f.shape[0]] = f
     return out
 
 
@@ -81,9 +68,7 @@ class HeldOutEvaluation:
                 faces.append(None if self.faces is None or not len(rows) else self.faces.index_select(0, rows))
             chunk = [0 if x is None else x.shape[0] for x in xs]
             width = max(chunk)
-            face_in = None if self.faces is None else pad_faces(
-                [f for f in faces if f is not None], [n > 0 for n in chunk], width, self.faces.shape[1:], self.device
-            )
+            face_in = None if self.faces is None else pad_units(faces, width, self.faces.shape[1:], self.device)
             with self.autocast():
                 logits = self.forward(pad_units(xs, width, self.flow.shape[1:], self.device), face=face_in, rows=chunk)
             probs = torch.softmax(logits.float(), dim=-1)

@@ -66,7 +66,7 @@ def run_ray(job: GroupJob, groups: Sequence[Sequence[Unit]], on_done: DoneFn) ->
         while refs:
             ready, _ = ray.wait(list(refs), num_returns=1)
             try:
-                node, states = ray.get(ready[0])
+                _hand_on(ray, ready[0], refs, groups, on_done)
             except ray.exceptions.RayError as err:
                 failed = refs.pop(ready[0])
                 _collect_finished(ray, refs, groups, on_done)
@@ -78,9 +78,6 @@ def run_ray(job: GroupJob, groups: Sequence[Sequence[Unit]], on_done: DoneFn) ->
                     f"{'; '.join(describe(groups[i]) for i in unfinished)}. "
                     "Finished groups are checkpointed: run the stage again to train only these"
                 ) from None
-            i = refs.pop(ready[0])
-            log.debug("Ray node %s trained %s", node, describe(groups[i]))
-            on_done(i, [UnitResult.from_state(s) for s in states])
     finally:
         for ref in refs:  # the run gives up early: leave no task training for nobody on the cluster
             with contextlib.suppress(Exception):
@@ -93,13 +90,16 @@ def _collect_finished(ray: Any, refs: dict[Any, int], groups: Sequence[Sequence[
     """Hand ``on_done`` every group that has already finished (so it is checkpointed); failed ones stay in ``refs``."""
     ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=0) if refs else ([], [])
     for ref in ready:
-        try:
-            node, states = ray.get(ref)
-        except ray.exceptions.RayError:
-            continue
-        i = refs.pop(ref)
-        log.debug("Ray node %s trained %s", node, describe(groups[i]))
-        on_done(i, [UnitResult.from_state(s) for s in states])
+        with contextlib.suppress(ray.exceptions.RayError):
+            _hand_on(ray, ref, refs, groups, on_done)
+
+
+def _hand_on(ray: Any, ref: Any, refs: dict[Any, int], groups: Sequence[Sequence[Unit]], on_done: DoneFn) -> None:
+    """Fetch a finished task's states (raises its ``RayError``, leaving it in ``refs``), then hand its group on."""
+    node, states = ray.get(ref)
+    i = refs.pop(ref)
+    log.debug("Ray node %s trained %s", node, describe(groups[i]))
+    on_done(i, [UnitResult.from_state(s) for s in states])
 
 
 def _train_task(

@@ -29,3 +29,29 @@ def test_a_loso_run_through_ray_gives_the_local_bytes(tmp_path: Path) -> None:
     for name in ("history.parquet", "curves.csv"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     assert not ray.is_initialized()  # the run shut down the Ray it started
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("env", "address"), [(None, "local"), ("ray://head:10001", "ray://head:10001")])
+def test_without_ray_address_a_fresh_local_ray_starts_never_a_cluster_left_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str | None, address: str
+) -> None:
+    """Ray's own default (address None) joins whatever cluster ``ray start`` last left on the machine."""
+    asked: list[object] = []
+
+    def init(**kwargs: object) -> None:
+        asked.append(kwargs.get("address"))
+        raise _Stop
+
+    if env is None:
+        monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    else:
+        monkeypatch.setenv("RAY_ADDRESS", env)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(_Stop):
+        run.run(_params("ray"), "memix", make_flow_set(tmp_path / "flow"), tmp_path / "ray")
+    assert asked == [address]
