@@ -37,7 +37,7 @@ from memix.config.loading import (
     load_params,
     parse_params,
 )
-from memix.config.results import CompareParams, EvalParams, FitParams
+from memix.config.results import TRANSFER_PROTOCOLS, CompareParams, EvalParams, FitParams, TransferParams
 from memix.config.training import MIXING_METHODS, AugmentParams, MixingParams, ModelParams, TrainParams, method_title
 
 __all__ = [
@@ -58,6 +58,8 @@ __all__ = [
     "FacesParams",
     "FarnebackParams",
     "FitParams",
+    "TRANSFER_PROTOCOLS",
+    "TransferParams",
     "FlowParams",
     "MixingParams",
     "ModelParams",

@@ -81,8 +81,17 @@ class DatasetParams(Section):
     sheet: str | None = Field(None, description="coding sheet path relative to root; null = the one .xlsx in root")
     camera: Literal["hs", "vis", "nir"] | None = Field(None, description="smic only: hs | vis | nir; null = hs")
     sources: list[SourceParams] = Field([], description="name: composite only: the datasets merged, in order")
-    classes: Literal["5class", "3class", "megc3", "7class"] = "5class"
-    on_bad_apex: Literal["patch", "drop"] = "patch"
+    classes: Literal["5class", "3class", "megc3", "7class", "objective"] = Field(
+        "5class", description="objective = the sheets' objective classes I-V (MEGC 2018; VI and VII left out, counted)"
+    )
+    apex: Literal["annotated", "middle", "spotted"] = Field(
+        "annotated",
+        description="the apex used: the sheet's, the middle frame, or the frame of greatest motion from the onset "
+        "(spotted on the aligned faces by the faces stage)",
+    )
+    on_bad_apex: Literal["patch", "drop", "spot"] = Field(
+        "patch", description="an impossible apex (missing, outside the clip, = onset): middle frame | drop | spotted"
+    )
     on_bad_frame: Literal["error", "skip"] = Field(
         "error", description="a truncated or undecodable frame: stop naming it, or leave its clip out and report it"
     )

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError, model_validator
 from memix.config.architectures import ArchitecturesParams
 from memix.config.base import ParamsError, Section
 from memix.config.data import DatasetParams, FacesParams, FlowParams, SynthParams
-from memix.config.results import CompareParams, EvalParams, FitParams
+from memix.config.results import CompareParams, EvalParams, FitParams, TransferParams
 from memix.config.training import MixingParams, ModelParams, TrainParams
 from memix.names import ARCHITECTURES, ATTENTION_METHODS, REGION_INPUTS
 
@@ -33,6 +33,7 @@ class Params(Section):
     compare: CompareParams = CompareParams()
     fit: FitParams = FitParams()
     architectures: ArchitecturesParams = ArchitecturesParams()
+    transfer: TransferParams = TransferParams()
 
     @model_validator(mode="after")
     def _recipes_are_valid_training_params(self) -> Params:
@@ -41,6 +42,16 @@ class Params(Section):
                 arch_run_params(self, name)
             except ValidationError as err:
                 raise ValueError(f"architectures.runs.{name}.train: {'; '.join(error_lines(err))}") from None
+        return self
+
+    @model_validator(mode="after")
+    def _transfer_needs_sources(self) -> Params:
+        """A cross-dataset protocol needs a composite of at least two sources (each one a side of a split)."""
+        if self.transfer.protocols and len(self.dataset.sources) < 2:
+            raise ValueError(
+                f"transfer.protocols {self.transfer.protocols} train on some datasets and test on another: they "
+                "need dataset.name: composite with at least two sources (or set transfer.protocols: [])"
+            )
         return self
 
     @model_validator(mode="after")

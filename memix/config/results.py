@@ -63,3 +63,39 @@ class FitParams(Section):
         if not self.methods or len(set(self.methods)) != len(self.methods):
             raise ValueError("methods must be a non-empty list without repeats")
         return self
+
+
+# ------------------------------------------------------------------------------------------ transfer
+TRANSFER_PROTOCOLS = ("holdout_database", "leave_one_dataset_out")
+
+
+class TransferParams(Section):
+    """Cross-dataset protocols over a composite's sources, beside its LOSO (``reports/transfer_table.md``).
+
+    ``holdout_database`` (MEGC 2018 HDE): train on every clip of one source, test on every clip of another, for
+    each ordered pair of sources. ``leave_one_dataset_out``: train on every source but one, test on it. One DVC
+    stage per protocol and method (``transfer@<protocol>-<method>``), every seed of ``compare.seeds`` in it.
+    """
+
+    protocols: list[Literal[TRANSFER_PROTOCOLS]] = Field(  # type: ignore[valid-type]
+        [], description="holdout_database | leave_one_dataset_out; empty = LOSO only"
+    )
+    methods: list[Literal[MIXING_METHODS]] = Field(  # type: ignore[valid-type]
+        ["none"], description="mixing methods trained under each protocol"
+    )
+
+    @field_validator("protocols", "methods", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            raise ValueError(f"must be a list, e.g. [{value}]: dvc.yaml's transfer stages loop over it")
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> TransferParams:
+        for key, values in (("protocols", self.protocols), ("methods", self.methods)):
+            if len(set(values)) != len(values):
+                raise ValueError(f"{key} must not repeat, got {values}")
+        if not self.methods:
+            raise ValueError("methods must not be empty (list the methods the protocols train)")
+        return self
