@@ -7,7 +7,7 @@ Usage:
 1. Padded share: of the rows a grouping computes (every step of a group is a full (G, batch) batch), the share that
    holds no clip, split into units sitting steps out (what grouping controls) and the last partial batch of each
    epoch; for groups cut in (seed, fold) order regardless of size (the old grouping) against
-   ``memix.training.run.make_groups`` (units of similar size together), on the default's subjects (the synth
+   ``memix.training.grouping.make_groups`` (units of similar size together), on the default's subjects (the synth
    plan's clips per subject, params.yaml's seeds, ``fold_batch: auto`` over ``--workers``) and on a CASME II-like
    size list (26 subjects with 2-39 clips, 3 seeds, batch 34, groups of 26 and 13).
 2. Checkpoint of the default's largest group (built with ``GroupTrainer``, random flow): its size, the most disk it
@@ -38,7 +38,7 @@ from bench_gpu import random_flow_set  # noqa: E402
 
 from memix.config import load_params  # noqa: E402
 from memix.synth.plan import clips_per_subject  # noqa: E402
-from memix.training import checkpoint, loop, run  # noqa: E402
+from memix.training import checkpoint, grouping, loop  # noqa: E402
 from memix.training.folds import Fold, make_folds  # noqa: E402
 
 CASME2_LIKE = [9, 13, 7, 5, 19, 5, 9, 3, 15, 13, 10, 12, 8, 5, 3, 4, 39, 3, 16, 14, 2, 2, 12, 12, 7, 4]
@@ -63,9 +63,9 @@ def size_blind(units: list[loop.Unit], size: int) -> list[list[loop.Unit]]:
 
 
 def shares(groups: list[list[loop.Unit]], batch: int) -> str:
-    steps = [[run.steps_per_epoch(u, batch) for u in g] for g in groups]
+    steps = [[grouping.steps_per_epoch(u, batch) for u in g] for g in groups]
     sizes = [[len(u.fold.train_rows) for u in g] for g in groups]
-    padded, sat_out = run.padded_share(sizes, batch), run.sat_out_share(steps)
+    padded, sat_out = grouping.padded_share(sizes, batch), grouping.sat_out_share(steps)
     return (f"groups {[len(g) for g in groups]}: padded {100 * padded:.1f} % = sat out {100 * sat_out:.1f} % "
             f"+ partial batches {100 * (padded - sat_out):.1f} %")
 
@@ -79,12 +79,12 @@ def padding(params, workers: int) -> None:
     print(f"padding, default ({len(clips)} subjects, {sum(clips)} clips, seeds {seeds}, batch {batch}, "
           f"groups of <= {size}):")
     print(f"  before (size-blind): {shares(size_blind(units, size), batch)}")
-    print(f"  after (make_groups): {shares(run.make_groups(units, size, batch), batch)}")
+    print(f"  after (make_groups): {shares(grouping.make_groups(units, size, batch), batch)}")
     for size in (26, 13):
         casme = units_for(CASME2_LIKE, [0, 1, 2])
         print(f"padding, CASME II-like (26 subjects, 2-39 clips, 3 seeds, batch 34, groups of <= {size}):")
         print(f"  before (size-blind): {shares(size_blind(casme, size), 34)}")
-        print(f"  after (make_groups): {shares(run.make_groups(casme, size, 34), 34)}")
+        print(f"  after (make_groups): {shares(grouping.make_groups(casme, size, 34), 34)}")
 
 
 def old_save(path: Path, state: dict, watch: bool = False) -> int:
@@ -121,7 +121,7 @@ def checkpoint_cost(params, repeats: int) -> None:
     data = random_flow_set(params.synth.subjects, params.synth.clips, params.flow.size)
     folds = make_folds(data.index)
     units = [loop.Unit(seed, f) for seed in params.compare.seeds for f in folds]
-    group = run.make_groups(units, math.ceil(len(units) / 2), params.train.batch_size)[0]
+    group = grouping.make_groups(units, math.ceil(len(units) / 2), params.train.batch_size)[0]
     trainer = loop.GroupTrainer(params, "memix", group, data, torch.device("cpu"))
     state = trainer._checkpoint_state(1)
     weights = sum(p.numel() for p in trainer.model.parameters())

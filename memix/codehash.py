@@ -122,7 +122,7 @@ def stage_code_hash(stage: str, extra_modules: Iterable[str] = (), entry: str = 
 
 
 LISTING_SUFFIX = ".txt"
-PER_METHOD_STAGES = ("train", "fit")
+PER_METHOD_STAGES = ("train", "fit", "transfer")
 """Stages that import a mixing method's module by name: one listing per (stage, method)."""
 
 ALL_METHODS_STAGES = ("arch",)

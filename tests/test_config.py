@@ -115,13 +115,40 @@ def test_megc_preset_is_params_yaml_with_a_composite_of_synthetic_layouts() -> N
     base = yaml.safe_load((REPO / "params.yaml").read_text())
     dumped = dump_params(megc)
     assert raw["dataset"] == dumped["dataset"] and raw["synth"] == dumped["synth"]  # every key spelled out
-    others = set(base) - {"dataset", "synth"}
+    others = set(base) - {"dataset", "synth", "transfer"}
     assert {k: raw[k] for k in others} == {k: base[k] for k in others} and set(raw) == set(base)
     assert {**raw["synth"], "layout": base["synth"]["layout"]} == base["synth"]
     assert (megc.dataset.name, megc.dataset.classes, megc.dataset.root) == ("composite", "megc3", "data/raw/synthetic")
     # each source reads the folder the synth stage writes for its layout
     assert [(s.name, s.root) for s in megc.dataset.sources] == [(n, n) for n in megc.synth.layout]
     assert megc.synth.layout == ["casme2", "samm", "smic"]
+    assert megc.transfer.protocols == ["leave_one_dataset_out"]  # three sources: each one held out in turn
+
+
+def test_megc2018_preset_is_params_yaml_with_hde_and_cde_on_objective_classes() -> None:
+    """HDE (transfer) and CDE (the composite's LOSO) on CASME II and SAMM layouts with objective classes; the rest
+    is params.yaml's but for the methods, so the preset measures what the default measures."""
+    megc = load_params(REPO / "params.megc2018.yaml")
+    raw = yaml.safe_load((REPO / "params.megc2018.yaml").read_text())
+    base = yaml.safe_load((REPO / "params.yaml").read_text())
+    dumped = dump_params(megc)
+    assert raw["dataset"] == dumped["dataset"] and raw["synth"] == dumped["synth"]
+    others = set(base) - {"dataset", "synth", "transfer", "compare"}
+    assert {k: raw[k] for k in others} == {k: base[k] for k in others} and set(raw) == set(base)
+    assert {**raw["synth"], "layout": base["synth"]["layout"]} == base["synth"]
+    assert {**raw["compare"], "methods": base["compare"]["methods"]} == base["compare"]
+    assert (megc.dataset.name, megc.dataset.classes) == ("composite", "objective")
+    assert [(s.name, s.root) for s in megc.dataset.sources] == [("casme2", "casme2"), ("samm", "samm")]
+    assert megc.synth.layout == ["casme2", "samm"]
+    assert megc.transfer.protocols == ["holdout_database"]
+    assert set(megc.transfer.methods) <= set(megc.compare.methods)  # every HDE method has its CDE row
+
+
+def test_a_cross_dataset_protocol_needs_a_composite_of_two_sources(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match=r"transfer.protocols \['holdout_database'\] .* at least two sources"):
+        load_params(_write(tmp_path, "transfer: {protocols: [holdout_database]}\n"))
+    with pytest.raises(ParamsError, match="must be a list, e.g. \\[leave_one_dataset_out\\]"):
+        load_params(_write(tmp_path, "transfer: {protocols: leave_one_dataset_out}\n"))
 
 
 @pytest.mark.parametrize(

@@ -34,8 +34,11 @@ def _stages() -> list[tuple[str, str, dict, dict[str, str]]]:
     for name, stage in DVC_STAGES.items():
         if name == "code":
             continue
-        if "matrix" in stage:
-            out.extend((f"{name}@{m}", name, stage, {"method": m}) for m in MIXING_METHODS)
+        if "matrix" in stage and "method" not in stage["matrix"]:  # one stage per protocol: the same code
+            out.append((name, name, stage, {"protocol": "holdout_database"}))
+        elif "matrix" in stage:
+            out.extend((f"{name}@{m}", name, stage, {"method": m, "protocol": "holdout_database"})
+                       for m in MIXING_METHODS)
         elif "foreach" in stage:  # one stage per run of a params mapping: the same code for each
             out.append((name, name, stage["do"], {}))
         else:
@@ -90,7 +93,7 @@ def test_package_data_is_in_the_listing_of_the_stages_that_read_it() -> None:
     assert REPO / "memix/datasets/errata/casme3.csv" not in _listed(LISTINGS[listing_name("train", "memix")])
 
 
-@pytest.mark.parametrize("kind", ["train", "fit"])
+@pytest.mark.parametrize("kind", ["train", "fit", "transfer"])
 def test_a_change_to_one_method_changes_only_that_methods_listings(tmp_path: Path, kind: str) -> None:
     root = tmp_path / "checkout"
     shutil.copytree(REPO / "memix", root / "memix", ignore=shutil.ignore_patterns("__pycache__"))
@@ -101,7 +104,8 @@ def test_a_change_to_one_method_changes_only_that_methods_listings(tmp_path: Pat
     after = stage_listings(MIXING_METHODS, root)
     changed = sorted(name for name in before if before[name] != after[name])
     # the arch stage may run any method (a run's methods), so its listing holds every method's module
-    assert changed == [listing_name("arch"), listing_name("fit", "mixup"), listing_name("train", "mixup")]
+    assert changed == [listing_name("arch"), listing_name("fit", "mixup"), listing_name("train", "mixup"),
+                       listing_name("transfer", "mixup")]
     assert before[listing_name(kind, "memix")] == after[listing_name(kind, "memix")]
 
 

@@ -20,11 +20,18 @@ MODELS = Path("models")
 ARCH = Path("data/arch")  # the architecture comparison's runs: data/arch/<run>/, data/arch/runs.json
 ARCH_PARAMS = Path("data/arch_params")  # check_params' <run>.json per run: the values arch@<run> reads (its params)
 MODELS_TABLE = Path("reports/models_table.md")
+TRANSFER = Path("data/transfer")  # the cross-dataset protocols' runs: data/transfer/<protocol>/<method>/
+TRANSFER_REPORTS = Path("reports/transfer")  # one table per protocol: reports/transfer/<protocol>.md and .json
 
 
 def train_dir(method: str) -> Path:
     """Predictions, histories, curves, DVCLive runs and resume checkpoints of one method's LOSO runs (all seeds)."""
     return TRAIN / method
+
+
+def transfer_dir(protocol: str, method: str) -> Path:
+    """One method's runs under a cross-dataset protocol (every seed): the train stage's outputs, same files."""
+    return TRANSFER / protocol / method
 
 
 def eval_dir(method: str) -> Path:

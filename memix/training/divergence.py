@@ -32,8 +32,8 @@ def check_epoch(
         loss = float(hist["loss"][epoch])
         if not math.isfinite(loss):
             raise DivergenceError(
-                f"training diverged: method {method}, seed {unit.seed}, fold {unit.fold.index} (test subject "
-                f"{unit.fold.subject}), epoch {epoch + 1}: loss {loss}; lower train.lr, or set "
+                f"training diverged: method {method}, seed {unit.seed}, {unit.fold.describe()}, "
+                f"epoch {epoch + 1}: loss {loss}; lower train.lr, or set "
                 "train.on_divergence: drop to leave such folds out"
             )
 

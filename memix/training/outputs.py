@@ -46,7 +46,7 @@ def unit_predictions(data: FlowSet, result: UnitResult, test_rows: np.ndarray, n
     frame = pd.DataFrame({
         "seed": np.int64(result.seed),
         "clip_id": np.tile(test["clip_id"].astype(str).to_numpy(), n_ep),
-        "subject": result.subject,
+        "subject": np.tile(test["subject"].astype(str).to_numpy(), n_ep),  # the clip's (a LOSO fold has one)
         "dataset": np.tile(dataset, n_ep),
         "fold": np.int64(result.fold),
         "epoch": np.repeat(epochs.astype(np.int64), n_test),
@@ -79,11 +79,13 @@ def curves_frame(preds: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     return out[["seed", "epoch", *CURVE_METRICS]]
 
 
-def write_outputs(out_dir: Path, data: FlowSet, results: Sequence[UnitResult], seeds: Sequence[int]) -> None:
+def write_outputs(
+    out_dir: Path, data: FlowSet, results: Sequence[UnitResult], seeds: Sequence[int], protocol: str = "loso"
+) -> None:
     """predictions.parquet, history.parquet, curves.csv and the DVCLive runs, each written atomically."""
     from memix.training.folds import make_folds
 
-    folds = {f.index: f for f in make_folds(data.index)}
+    folds = {f.index: f for f in make_folds(data.index, protocol)}
     names = data.class_names
     preds = pd.concat(
         [unit_predictions(data, r, folds[r.fold].test_rows, names) for r in results], ignore_index=True

@@ -20,13 +20,13 @@ from memix.training.folds import Fold
 
 @dataclass(frozen=True)
 class Unit:
-    """One LOSO fold of one seed: what a group trains many of at once."""
+    """One fold of one seed: what a group trains many of at once."""
 
     seed: int
     fold: Fold
 
     def describe(self) -> str:
-        return f"seed {self.seed} fold {self.fold.index} (test subject {self.fold.subject})"
+        return f"seed {self.seed} {self.fold.describe()}"
 
 
 @dataclass

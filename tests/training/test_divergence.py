@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
 from memix.training import divergence
+from memix.training.folds import Fold
 
 BAD = [float("nan"), float("inf"), float("-inf")]
 IDS = ["nan", "+inf", "-inf"]
 
 
 def _units(n: int) -> list[SimpleNamespace]:
-    return [SimpleNamespace(seed=3, fold=SimpleNamespace(index=i, subject=f"sub{i + 1:02d}")) for i in range(n)]
+    return [SimpleNamespace(seed=3, fold=Fold(i, f"sub{i + 1:02d}", np.arange(0), np.arange(0))) for i in range(n)]
 
 
 def _history(losses: list[list[float]]) -> list[dict[str, torch.Tensor]]:

@@ -116,3 +116,68 @@ def test_bad_index_names_the_source_and_field(damage, message):
     with pytest.raises(ValueError, match=message) as err:
         flowset.validate_index(damage(index), CHANNELS, "flow/index.parquet")
     assert "flow/index.parquet" in str(err.value)
+
+
+def _composite(sources: list[str]) -> tuple[pd.DataFrame, np.ndarray]:
+    """The five-subject index spread over ``sources`` (subjects namespaced as a composite's are), sources
+    interleaved in the rows so no split can come from row order."""
+    index, flow = _index_and_flow()
+    index["dataset"] = [sources[i % len(sources)] for i in range(len(index))]
+    index["subject"] = index["dataset"] + "/" + index["subject"]
+    return index, flow
+
+
+@pytest.mark.parametrize("sources", [["casme2", "samm"], ["samm", "casme2", "smic"]])
+def test_holdout_database_trains_on_one_source_and_tests_on_another_for_every_ordered_pair(sources):
+    index, _ = _composite(sources)
+    folds = make_folds(index, "holdout_database")
+    pairs = [(a, b) for a in sources for b in sources if a != b]  # in the order the index first lists them
+    assert [f.subject for f in folds] == [f"{a}->{b}" for a, b in pairs]
+    assert [f.index for f in folds] == list(range(len(pairs)))
+    for f, (a, b) in zip(folds, pairs, strict=True):
+        assert set(index["dataset"].iloc[f.train_rows]) == {a} and set(index["dataset"].iloc[f.test_rows]) == {b}
+        assert list(f.train_rows) == list(np.flatnonzero(index["dataset"] == a))  # ALL of the training source
+        assert list(f.test_rows) == list(np.flatnonzero(index["dataset"] == b))  # ALL of the test source
+        assert f.describe() == f"fold {f.index} (train {a}, test {b})"
+
+
+def test_leave_one_dataset_out_tests_each_source_once_on_a_model_of_all_the_others():
+    sources = ["casme2", "samm", "smic"]
+    index, _ = _composite(sources)
+    folds = make_folds(index, "leave_one_dataset_out")
+    assert [f.subject for f in folds] == sources
+    tested = np.concatenate([f.test_rows for f in folds])
+    assert sorted(tested) == list(range(len(index)))  # every clip tested exactly once
+    for f in folds:
+        assert f.subject not in set(index["dataset"].iloc[f.train_rows])
+        assert set(index["dataset"].iloc[f.train_rows]) == set(sources) - {f.subject}
+        assert not set(index["clip_id"].iloc[f.train_rows]) & set(index["clip_id"].iloc[f.test_rows])
+
+
+@pytest.mark.parametrize("protocol", ["holdout_database", "leave_one_dataset_out"])
+def test_cross_dataset_statistics_come_from_the_training_sources_only(protocol):
+    index, flow = _composite(["casme2", "samm", "smic"])
+    folds = make_folds(index, protocol)
+    for f in folds:
+        mean, std = fold_stats(index, f, CHANNELS)
+        pixels = flow[f.train_rows].transpose(1, 0, 2, 3).reshape(3, -1)
+        np.testing.assert_allclose(mean, pixels.mean(axis=1), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(std, pixels.std(axis=1), rtol=1e-9)
+        changed = index.copy()  # the test source's flow scaled: the fold's statistics do not move
+        rows = changed.index.isin(f.test_rows)
+        for ch in CHANNELS:
+            changed.loc[rows, f"sum_{ch}"] *= 100.0
+            changed.loc[rows, f"sumsq_{ch}"] *= 1e4
+        again = fold_stats(changed, make_folds(changed, protocol)[f.index], CHANNELS)
+        np.testing.assert_array_equal(mean, again[0])
+        np.testing.assert_array_equal(std, again[1])
+
+
+@pytest.mark.parametrize("protocol", ["holdout_database", "leave_one_dataset_out"])
+def test_a_cross_dataset_protocol_refuses_a_single_dataset(protocol):
+    index, _ = _index_and_flow()
+    with pytest.raises(ValueError, match=f"protocol {protocol} .* needs a composite of at least two sources"):
+        make_folds(index, protocol)
+    index["dataset"] = "casme2"
+    with pytest.raises(ValueError, match=r"holds \['casme2'\]"):
+        make_folds(index, protocol)

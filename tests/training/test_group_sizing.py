@@ -16,7 +16,7 @@ from memix import models
 from memix.config import parse_params
 from memix.io import flowset
 from memix.models import vit as vit_module
-from memix.training import loop, run
+from memix.training import loop, sizing
 from memix.training.folds import make_folds
 
 CPU = torch.device("cpu")
@@ -33,9 +33,9 @@ def test_unit_bytes_of_a_pretrained_model_downloads_nothing(monkeypatch):
     params = parse_params({"model": {"name": "vit_base_patch16_224", "patch_size": 16, "pretrained": True},
                            "train": {"batch_size": 34}})
     data = SimpleNamespace(flow=np.zeros((1, 3, 224, 224), np.float16), num_classes=5, size=224)
-    per_unit = run.unit_bytes(params, data, CPU)
+    per_unit = sizing.unit_bytes(params, data, CPU)
     n_params = 85_802_501  # ViT-B/16 with a 5-class head
-    activations = 34 * (14 * 14 + 1) * 768 * 12 * run.ACTIVATION_BYTES
+    activations = 34 * (14 * 14 + 1) * 768 * 12 * sizing.ACTIVATION_BYTES
     assert per_unit == 16 * n_params + activations
 
 
@@ -45,13 +45,13 @@ def test_a_comparison_networks_activations_are_what_its_autograd_graph_keeps():
     params = parse_params({"model": {"name": "ststnet"}, "train": {"batch_size": 8}, "fit": {"methods": ["none"]},
                            "compare": {"methods": ["none"], "baseline": "none"}})
     data = SimpleNamespace(flow=np.zeros((1, 3, 56, 56), np.float16), num_classes=5, size=56)
-    per_8 = run.saved_activation_bytes(params.model, data, 8)
-    per_16, per_24 = (run.saved_activation_bytes(params.model, data, b) for b in (16, 24))
+    per_8 = sizing.saved_activation_bytes(params.model, data, 8)
+    per_16, per_24 = (sizing.saved_activation_bytes(params.model, data, b) for b in (16, 24))
     assert per_24 - per_16 == per_16 - per_8 > 0
     # at least the resized 28 px input and each stream's conv output (3 streams x 3/5/8 channels) are kept
     assert per_8 >= 8 * 4 * (3 * 28 * 28 + (3 + 5 + 8) * 28 * 28)
     n_params = 2_485  # STSTNet with a 5-class head
-    assert run.unit_bytes(params, data, CPU) == 16 * n_params + per_8
+    assert sizing.unit_bytes(params, data, CPU) == 16 * n_params + per_8
 
 
 @pytest.fixture(scope="module")

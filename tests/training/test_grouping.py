@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from memix.training.folds import Fold
+from memix.training.grouping import make_groups, padded_share, sat_out_share, steps_per_epoch
 from memix.training.loop import Unit
-from memix.training.run import make_groups, padded_share, sat_out_share, steps_per_epoch
 
 CASME2_LIKE = [9, 13, 7, 5, 19, 5, 9, 3, 15, 13, 10, 12, 8, 5, 3, 4, 39, 3, 16, 14, 2, 2, 12, 12, 7, 4]
 """Clips per subject shaped like CASME II: 26 subjects, 2 to 39 clips each, 251 in all."""
