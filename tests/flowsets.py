@@ -16,12 +16,16 @@ CLIPS_PER_SUBJECT = 5
 CLASSES = ["happiness", "disgust", "surprise"]
 
 
-def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = None) -> Path:
+def make_flow_set(
+    out_dir: Path, seed: int = 0, changed_subject: str | None = None, sources: tuple[str, ...] = ()
+) -> Path:
     """A flow set: 4 subjects x 5 clips, 3 x 16 x 16, with onset and apex faces; the class sets the motion's
     direction.
 
     Class 0 moves down, class 1 up, class 2 spreads sideways (flip-invariant, like the others' labels).
     ``changed_subject`` gets different flow and labels (for the leakage test); everything else is identical.
+    ``sources``: a composite's, subjects spread over them in turn (``dataset`` column; ids ``<source>/subNN``, as a
+    composite's are; ``changed_subject`` names the bare ``subNN``).
     """
     rng = np.random.default_rng(seed)
     rows, flows = [], []
@@ -41,8 +45,13 @@ def make_flow_set(out_dir: Path, seed: int = 0, changed_subject: str | None = No
             if subject == changed_subject:
                 flow = flow * 7.0 + 3.0
                 label_id = (label_id + 1) % len(CLASSES)
-            rows.append({"clip_id": f"{subject}/EP{c:02d}", "subject": subject, "label": CLASSES[label_id],
-                         "label_id": label_id})
+            row = {"clip_id": f"{subject}/EP{c:02d}", "subject": subject, "label": CLASSES[label_id],
+                   "label_id": label_id}
+            if sources:
+                source = sources[s % len(sources)]
+                row = {**row, "clip_id": f"{source}/{row['clip_id']}", "subject": f"{source}/{subject}",
+                       "dataset": source}
+            rows.append(row)
             flows.append(flow.astype(np.float16))
     flow = np.stack(flows)
     index = pd.DataFrame(rows)
