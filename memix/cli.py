@@ -41,18 +41,15 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
     from memix.models import resolve_device
     from memix.serving import modelfile, predict
 
-    if (args.onset is None) != (args.apex is None):
-        raise ValueError("--onset and --apex go together")
-    if args.offset is not None and args.onset is None:
-        raise ValueError("--offset goes with --onset and --apex")
-    if args.onset is None and args.clips is None and args.dataset is None:
-        raise ValueError("give --onset A --apex B, or --clips FOLDER and/or --dataset ROOT")
-    if args.onset is not None and (args.clips is not None or args.dataset is not None):
-        raise ValueError("--onset/--apex score one clip; leave out --clips and --dataset")
-    out = args.out or (None if args.onset is not None else "predictions.csv")
+    one_clip = _check_predict_inputs(args)
+    out = args.out or (None if one_clip else "predictions.csv")
     if out is not None:
         atomic.check_output(out)  # refused before any work, and never deleted
     project = load_params(args.params) if args.dataset is not None or Path(args.params).is_file() else None
+    face_model = Path(args.face_model or (project.faces.model if project else paths.FACE_MODEL))
+    if args.frames is not None or args.video is not None:
+        _predict_frames(args, face_model, out)
+        return
     clips: list[predict.ClipPair] = []
     if args.onset is not None:
         offset = Path(args.offset) if args.offset else None
@@ -65,7 +62,6 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
     names = [c.name for c in clips]
     if len(set(names)) != len(names):
         raise ValueError(f"clip name {next(n for n in names if names.count(n) > 1)!r} appears twice in the input")
-    face_model = Path(args.face_model or (project.faces.model if project else paths.FACE_MODEL))
 
     model_file = modelfile.load(args.model)
     predict.check_labels(clips, model_file.class_names, args.model)
@@ -73,10 +69,7 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
         probs = predictor.predict(clips)
     table = predict.predictions_frame(clips, probs, model_file.class_names)
     if args.onset is not None:
-        names = [predict.printable(n) for n in model_file.class_names]
-        print(f"predicted: {predict.printable(table['predicted'].iloc[0])}")
-        for k, name in enumerate(names):
-            print(f"  {name:<{max(map(len, names))}}  {probs[0, k]:.4f}")
+        _print_probabilities(table["predicted"].iloc[0], probs[0], model_file.class_names)
         if out is not None:
             print(predict.write_csv(out, table))
         return
@@ -85,6 +78,54 @@ def _predict(args: argparse.Namespace, params: Params | None) -> None:
     if "label" in table:
         hits = int((table["label"] == table["predicted"]).sum())
         print(f"accuracy against the sheet's labels: {hits / len(table):.3f} ({hits}/{len(table)} clips)")
+
+
+def _check_predict_inputs(args: argparse.Namespace) -> bool:
+    """Refuse a mix of modes; True for the modes that score one clip (and write a CSV only with --out)."""
+    if (args.onset is None) != (args.apex is None):
+        raise ValueError("--onset and --apex go together")
+    if args.offset is not None and args.onset is None:
+        raise ValueError("--offset goes with --onset and --apex")
+    single = [flag for flag, value in (("--onset/--apex", args.onset), ("--frames", args.frames),
+                                       ("--video", args.video)) if value is not None]
+    many = [flag for flag, value in (("--clips", args.clips), ("--dataset", args.dataset)) if value is not None]
+    if not single and not many:
+        raise ValueError("give --onset A --apex B, --frames FOLDER, --video FILE, or --clips FOLDER and/or "
+                         "--dataset ROOT (see memix predict --help)")
+    if len(single) > 1 or (single and many):
+        raise ValueError(f"{single[0]} scores one clip; leave out {', '.join(single[1:] + many)}")
+    return bool(single)
+
+
+def _predict_frames(args: argparse.Namespace, face_model: Path, out: str | None) -> None:
+    """--frames / --video: the onset is the first frame, the apex is spotted; a still clip is refused (exit 1)."""
+    from memix.models import resolve_device
+    from memix.serving import clip_frames, modelfile, predict
+
+    frames = clip_frames.FolderFrames(args.frames) if args.frames is not None else clip_frames.VideoFrames(args.video)
+    model_file = modelfile.load(args.model)
+    fp = model_file.faces
+    with predict.Predictor(model_file, face_model, resolve_device(args.device, "--device")) as predictor:
+        clip = clip_frames.spot_clip(predictor.detector, frames, fp.size, fp.margin)
+        for line in clip_frames.describe(clip, offset=predictor.needs_offset):
+            print(predict.printable(line))
+        clip_frames.refuse_if_still(clip)
+        offset = clip.offset_face if predictor.needs_offset else None
+        used = predictor.input_of(clip.name, clip.aligned, offset, clip.frames(offset=predictor.needs_offset))
+        probs = predictor.classify([clip.name], [used])
+    _print_probabilities(model_file.class_names[int(probs[0].argmax())], probs[0], model_file.class_names)
+    if out is not None:
+        print(predict.write_csv(out, clip_frames.predictions_frame(clip, probs, model_file.class_names,
+                                                                   predictor.needs_offset)))
+
+
+def _print_probabilities(predicted: str, probs: Sequence[float], class_names: Sequence[str]) -> None:
+    from memix.serving.predict import printable
+
+    names = [printable(n) for n in class_names]
+    print(f"predicted: {printable(predicted)}")
+    for k, name in enumerate(names):
+        print(f"  {name:<{max(map(len, names))}}  {probs[k]:.4f}")
 
 
 def _export(args: argparse.Namespace, params: Params | None) -> None:
@@ -102,6 +143,29 @@ def _params(args: argparse.Namespace, params: Params) -> None:
     from memix.config import dump_params
 
     print(yaml.safe_dump(dump_params(params), sort_keys=False), end="")
+
+
+PREDICT_MODES = """\
+modes (give exactly one; --clips and --dataset may go together):
+  --onset A --apex B [--offset C]
+      one clip from its annotated frames; prints the predicted class and the
+      class probabilities.
+  --frames FOLDER | --video FILE
+      one clip nobody annotated. The onset is the first frame (rule). The face
+      is found on it and every frame is cropped with its transform, as the faces
+      stage does; the apex is the frame of greatest motion relative to the onset
+      on those faces (memix.preprocess.spotting). A network that reads the
+      apex -> offset flow (CausalNet) gets the last frame as its offset (rule).
+      Prints the frames used (name and index), the motion peak vs the noise
+      floor, then the class probabilities, computed exactly as --onset/--apex
+      would with those frames. A clip whose motion is not clearly above its
+      noise floor is refused: a message, nothing predicted, exit status 1.
+  --clips FOLDER, --dataset ROOT
+      many clips; writes a CSV (default predictions.csv), one row per clip.
+
+An unreadable image, a frame without a face where one is needed, or a video
+OpenCV cannot open is an error naming the file (exit status 1).
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,15 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("predict", _predict, "class probabilities of new clips from a fitted model (models/<method>.pt)")
     s.set_defaults(needs_params=False)
+    s.formatter_class = argparse.RawDescriptionHelpFormatter
+    s.epilog = PREDICT_MODES
     s.add_argument("--model", default=str(paths.model_file("memix")), help="model file (default: %(default)s)")
     s.add_argument("--onset", help="onset image of one clip (with --apex): prints its class probabilities")
     s.add_argument("--apex", help="apex image of that clip")
     s.add_argument("--offset", help="offset image of that clip (a network on the whole sequence, CausalNet, needs it)")
+    s.add_argument("--frames", metavar="FOLDER", help="one unannotated clip: a folder of its frame images, ordered by "
+                   "the frame number in their names; onset = first frame, apex spotted (see below)")
+    s.add_argument("--video", metavar="FILE", help="one unannotated clip as a video file OpenCV reads (every frame "
+                   "as decoded); onset = first frame, apex spotted (see below)")
     s.add_argument("--clips", help="folder of clip folders, each with onset.<ext> and apex.<ext> (and offset.<ext> "
                    "for CausalNet)")
     s.add_argument("--dataset", metavar="ROOT", help="a dataset folder with its coding sheet, read with params.yaml's "
                    "dataset settings (adapter, sheet, classes); the CSV gets the sheet's labels")
-    s.add_argument("--out", help="CSV to write (default for --clips/--dataset: predictions.csv)")
+    s.add_argument("--out", help="CSV to write (default for --clips/--dataset: predictions.csv; the one-clip modes "
+                   "write one only when asked)")
     s.add_argument("--face-model", help="face_landmarker.task the model was fitted with (default: faces.model of "
                    "params.yaml, else models/face_landmarker.task)")
     s.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="default: %(default)s")

@@ -9,7 +9,9 @@ network. The face model file must be the one the model was fitted with (its sha2
 
 Clips come as :class:`ClipPair` lists: one pair, a folder of clip folders (:func:`clips_in_folder`), or a
 dataset's coding sheet read by its adapter (:func:`clips_in_dataset`). Any clip that fails (unreadable image,
-no face) stops the run with an error naming the clip and the file, before anything is written.
+no face) stops the run with an error naming the clip and the file, before anything is written. A clip nobody
+annotated (:mod:`memix.serving.clip_frames`: its apex spotted) is already aligned: it joins the same path at
+:meth:`Predictor.input_of`, so its two frames give what :meth:`Predictor.flow_of` gives for them as a pair.
 """
 
 from __future__ import annotations
@@ -118,31 +120,49 @@ class Predictor:
             self._detector.__exit__(exc_type, exc, tb)
             self._detector = None
 
+    @property
+    def detector(self) -> LandmarkDetector:
+        """The face landmarker the clips are aligned with (open while the predictor is)."""
+        if self._detector is None:
+            raise RuntimeError("use Predictor as a context manager")
+        return self._detector
+
+    @property
+    def needs_offset(self) -> bool:
+        """Whether the network reads the apex -> offset flow too (a whole-sequence network, CausalNet)."""
+        return self.model_file.inputs == "sequence"
+
     def flow_of(self, clip: ClipPair) -> tuple[np.ndarray, np.ndarray]:
         """The clip's network input (C, S, S) float16 and small onset face (S, S) uint8, as the flow stage stores
         them: its flow, or the view of it the network reads (:func:`memix.io.views.clip_input`: the onset and apex
         faces, or the facial-region images, made by the code that makes them for training)."""
-        if self._detector is None:
-            raise RuntimeError("use Predictor as a context manager")
-        fp, kind = self.model_file.faces, self.model_file.inputs
-        if kind == "sequence" and clip.offset is None:
+        fp = self.model_file.faces
+        if self.needs_offset and clip.offset is None:
             raise ValueError(f"clip {clip.name}: {self.model_file.model.name} reads the apex -> offset flow too; "
                              "give the clip an offset frame (offset.<ext> beside onset and apex)")
-        aligned = faces.align_clip(self._detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
+        aligned = faces.align_clip(self.detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
         if aligned is None:
             raise ValueError(f"clip {clip.name}: no face found in its onset frame {clip.onset}")
         if aligned.apex_faces == 0:  # as the faces stage: a blank or damaged apex gives a flow of nothing
             raise ValueError(f"clip {clip.name}: no face found in its apex frame {clip.apex}")
-        offset = faces.crop_like_onset(clip.offset, clip.name, aligned, fp.size) if kind == "sequence" else None
+        offset = faces.crop_like_onset(clip.offset, clip.name, aligned, fp.size) if self.needs_offset else None
+        frames = ", ".join(str(f) for f in (clip.onset, clip.apex, clip.offset if offset is not None else None)
+                           if f is not None)
+        return self.input_of(clip.name, aligned, offset, frames)
+
+    def input_of(
+        self, name: str, aligned: faces.AlignedClip, offset: np.ndarray | None, frames: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`flow_of` from the aligned clip on: flow, statistics and view (``offset``: the offset face, cropped
+        like the onset, for a whole-sequence network; ``frames`` names the frames in an error)."""
         with _one_opencv_thread():
             try:
                 result = flow.clip_tensor(self.model_file.flow, aligned.onset, aligned.apex, offset=offset)
             except ValueError as err:
-                frames = ", ".join(str(f) for f in (clip.onset, clip.apex, clip.offset if offset is not None else None)
-                                   if f is not None)
-                raise ValueError(f"clip {clip.name} ({frames}): {err}") from None
+                raise ValueError(f"clip {name} ({frames}): {err}") from None
         if result.max_mag < flow.NO_MOTION_PX:  # the flow stage's "no motion" rule (identical or blank frames)
-            self.without_motion.append(clip.name)
+            self.without_motion.append(name)
+        kind, fp = self.model_file.inputs, self.model_file.faces
         if kind == "flow":
             return result.tensor, result.onset
         points = flow.points_in_tensor(faces.used_landmarks(aligned.mesh, aligned.left, aligned.right),
@@ -154,18 +174,19 @@ class Predictor:
         """(N, K) float32 class probabilities, rows in ``clips`` order; a bar when there are many clips."""
         show = len(clips) > 1 if progress is None else progress
         self.without_motion = []
-        tensors, onsets = [], []
-        for clip in tqdm(clips, desc="predict", unit="clip", disable=not show):
-            tensor, onset = self.flow_of(clip)
-            tensors.append(tensor)
-            onsets.append(onset)
-        if not clips:
+        inputs = [self.flow_of(clip) for clip in tqdm(clips, desc="predict", unit="clip", disable=not show)]
+        return self.classify([clip.name for clip in clips], inputs)
+
+    def classify(self, names: Sequence[str], inputs: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """(N, K) float32 class probabilities of network inputs from :meth:`flow_of` or :meth:`input_of`, one per
+        clip name; non-finite ones are an error, clips without motion a warning."""
+        if not inputs:
             return self.classifier.probabilities(np.zeros((0, 1, 1, 1), np.float16))
-        probs = self.classifier.probabilities(np.stack(tensors), np.stack(onsets))
+        probs = self.classifier.probabilities(np.stack([t for t, _ in inputs]), np.stack([o for _, o in inputs]))
         bad = np.flatnonzero(~np.isfinite(probs).all(axis=1))
         if len(bad):
             raise ValueError(f"{self.model_file.path}: NaN or infinite probabilities for clip(s) "
-                             f"{_some([clips[i].name for i in bad], shown=3)}; nothing was written")
+                             f"{_some([names[i] for i in bad], shown=3)}; nothing was written")
         if self.without_motion:
             log.warning(
                 "no motion between onset and apex (largest flow under %g px, as the flow stage's 'no motion'): "

@@ -11,7 +11,7 @@ import torch
 from fitted_model import Fitted
 
 from memix.cli import main
-from memix.io import flowset, views
+from memix.io import views
 from memix.serving import export, modelfile, predict
 from memix.training import fit
 
@@ -92,40 +92,6 @@ def test_a_network_on_faces_exports_its_faces_input(mmnet_file, tmp_path: Path) 
     x = np.array(faces.flow[:5], dtype=np.float32)
     (got,) = session.run([export.OUTPUT], {export.INPUT: x})
     np.testing.assert_allclose(got, predict.Classifier(modelfile.load(path)).probabilities(x), atol=1e-4, rtol=0)
-
-
-TINY_REGION_NET = {"dim": 8, "heads": 1, "block_repeats": [1, 1, 1], "mlp_mult": 2}
-
-
-def _region_file(fitted: Fitted, folder: Path, name: str, data: flowset.FlowSet, options: dict) -> Path:
-    params = fitted.params.model_copy(update={
-        "model": fitted.params.model.model_copy(update={"name": name, "options": options}),
-        "train": fitted.params.train.model_copy(update={"epochs": 2}),
-    })
-    result = fit.fit(params, "mixup", 0, data, torch.device("cpu"), progress=False)
-    contents = modelfile.from_fit(params, "mixup", 0, data, result, fitted.face_model)
-    assert contents["flow"]["size"] == fitted.data.size  # the flow recipe, not the 28 px view's size
-    return modelfile.write(folder / f"{name}.pt", contents)
-
-
-@pytest.fixture(scope="module")
-def region_files(fitted: Fitted, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, flowset.FlowSet]]:
-    """HTNet on the regions view and CausalNet on the sequence view (the flow recomputed with apex_offset), tiny."""
-    from memix.preprocess import faces as faces_stage
-    from memix.preprocess import flow as flow_stage
-
-    work = tmp_path_factory.mktemp("regions")
-    flow_params = fitted.params.flow.model_copy(update={"pairs": ["onset_apex", "apex_offset"]})
-    clips = fitted.data.path.parent / "interim" / "clips.parquet"
-    faces_stage.run(fitted.params.faces, clips, fitted.dataset_root, fitted.face_model, work / "faces", offset=True)
-    flow_stage.run(flow_params, work / "faces", work / "flow", work / "montage.png")
-    regions = views.read(work / "flow", inputs="regions")
-    sequence = views.read(work / "flow", inputs="sequence")
-    return {
-        "htnet": (_region_file(fitted, work, "htnet", regions, TINY_REGION_NET), regions),
-        "causalnet": (_region_file(fitted, work, "causalnet", sequence,
-                                   {**TINY_REGION_NET, "cross_heads": 2, "head_hidden": 16}), sequence),
-    }
 
 
 @pytest.mark.parametrize("name", ["htnet", "causalnet"])
