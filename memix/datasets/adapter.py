@@ -54,6 +54,9 @@ class Adapter:
     read: Callable[[Adapter, Path, str | None], Sheet] = _read_coding_sheet  # (adapter, root, params sheet)
     skip_row: Callable[[Mapping[str, Any]], str | None] = _keep_row  # a reason to drop a row before anything else
     fps: float = 200.0  # frame rate: a clip longer than LONG_CLIP_S at it is reported
+    # classes objective: the workbook the release ships the classes in when its coding sheet has no such column
+    # (CASME II's CASME2-ObjectiveClasses.xlsx), found next to the coding sheet; None: the sheet's column or nothing
+    objective_file: str | None = None
 
     def table(self, root: Path, sheet: str | None) -> Sheet:
         """The clip list: the coding sheet read by header name (or, for SMIC, the folders)."""

@@ -5,11 +5,20 @@ CASME II 5-class follows the MEMix code's order; the 3-class maps are MEGC 2019'
 and MMEW (negative = their negative emotions, others left out). ``7class`` is CAS(ME)^3's and MMEW's own list.
 Emotions a dataset knows but a task leaves out (CASME II fear/sadness in 5-class) are dropped and reported
 as excluded; anything else is reported as unknown, so a typo in a sheet is never silently a class.
+
+``objective`` (MEGC 2018) reads another cell: the objective class I-VII (:mod:`memix.datasets.objective`), kept
+as I-V with VI and VII excluded, the same label set for every dataset that has such classes (so a composite of
+CASME II and SAMM has one). SMIC and MMEW have none, and are refused.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
+
+from memix.datasets import objective
+from memix.datasets.values import text
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,8 @@ ALIASES: dict[str, dict[str, str]] = {
 }
 # task names that are another task's map under a protocol's name
 TASK_ALIASES = {"megc3": "3class"}
+OBJECTIVE = "objective"
+OBJECTIVE_DATASETS = ("casme2", "samm", "casme3")  # whose releases give objective classes (column or workbook)
 NEGATIVE_POSITIVE_SURPRISE = ("negative", "positive", "surprise")
 
 
@@ -88,6 +99,7 @@ CLASS_MAPS: dict[tuple[str, str], ClassMap] = {
     },
     ("casme3", "7class"): _identity(SEVEN, CASME3_EMOTIONS),
     ("mmew", "7class"): _identity(SEVEN, MMEW_EMOTIONS),
+    **{(name, OBJECTIVE): _identity(objective.KEPT, frozenset(objective.ROMAN)) for name in OBJECTIVE_DATASETS},
 }
 
 
@@ -97,6 +109,9 @@ def task(classes: str) -> str:
 
 
 def get(dataset: str, classes: str) -> ClassMap:
+    if task(classes) == OBJECTIVE and dataset not in OBJECTIVE_DATASETS:
+        raise ValueError(f"no objective classes in {dataset}'s sheets: classes objective reads CASME II, SAMM and "
+                         "CAS(ME)^3 (MEGC 2018 used CASME II and SAMM)")  # fmt: skip
     try:
         return CLASS_MAPS[(dataset, task(classes))]
     except KeyError:
@@ -109,3 +124,13 @@ def normalise_emotion(dataset: str, raw: object) -> str:
     """Trimmed, lower-cased emotion with the dataset's spelling variants folded ("Others" -> "other" in SAMM)."""
     text = "" if raw is None else " ".join(str(raw).split()).lower()
     return ALIASES.get(dataset, {}).get(text, text)
+
+
+def label_cell(dataset: str, classes: str, values: Mapping[str, Any]) -> tuple[str, str]:
+    """The cell a row's class comes from, as the report shows it, and its normalised form: the emotion, or for
+    ``objective`` the objective class "I".."VII" (ValueError when that cell cannot be read)."""
+    if task(classes) == OBJECTIVE:
+        found = objective.normalise(values.get(objective.FIELD))
+        return found, found
+    shown = text(values.get("emotion"))
+    return shown, normalise_emotion(dataset, shown)

@@ -24,7 +24,7 @@ from memix.datasets.values import as_int, jsonable, same, text
 
 EXCLUDE = "exclude"
 ERRATA_COLUMNS = ("dataset", "subject", "filename", "onset", "field", "old", "new", "reason", "source")
-FIELDS = ("onset", "apex", "offset", "emotion", "action_units", "filename")
+FIELDS = ("onset", "apex", "offset", "emotion", "action_units", "filename", "objective")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ class Notes:
     zero_motion: list[dict[str, Any]] = field(default_factory=list)  # apex == onset as annotated
     long: list[dict[str, Any]] = field(default_factory=list)  # clips longer than the dataset's bound
     middle_apex: int = 0  # clips of a dataset without apex annotation (SMIC) given the middle frame
+    objective: dict[str, Any] | None = None  # classes objective: where the classes came from (objective.attach)
     problems: list[Problem] = field(default_factory=list)
 
     def problem(self, where: str, field: str | None, what: str, fix: str = "") -> None:

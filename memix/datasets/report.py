@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pandas as pd
@@ -38,6 +39,9 @@ def source_report(src: Source, sheet: Sheet, part: pd.DataFrame, notes: Notes) -
         if src.adapter.has_apex
         else f"{name} has no apex annotation: the middle frame found between onset and offset "
         f"({notes.middle_apex} clips)"
+        if not (part["apex_source"] == "spotted").any()  # dataset.apex: middle
+        else f"{name} has no apex annotation: spotted by the faces stage, the middle frame found between onset "
+        f"and offset standing in until then ({notes.middle_apex} clips)"
     )
     report = {
         "root": src.params.root,
@@ -50,11 +54,21 @@ def source_report(src: Source, sheet: Sheet, part: pd.DataFrame, notes: Notes) -
         "clips": len(part),
         "subjects": int(part["subject"].nunique()),
         "counts_per_class": {c: int((part["label"] == c).sum()) for c in src.cmap.names},
+        "left_out_classes": left_out_classes(notes),
         "synthetic": published.synthetic_mark(src.root, sheet.creator),
     }
+    if notes.objective is not None:
+        report["objective_classes"] = notes.objective
     if name == "smic":
         report["camera"] = src.params.camera or "hs"
     return report
+
+
+def left_out_classes(notes: Notes) -> dict[str, int]:
+    """How many rows each class the task leaves out had (CASME II fear and sadness in 5class, VI and VII in
+    objective): the dropped rows' reasons say it row by row, this says it at a glance."""
+    found = Counter(d["excluded_class"] for d in notes.dropped if "excluded_class" in d)
+    return dict(sorted(found.items()))
 
 
 def published_checks(params: DatasetParams, parts: list[tuple[Source, Sheet, pd.DataFrame]]) -> dict[str, Any]:

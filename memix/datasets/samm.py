@@ -1,7 +1,8 @@
 """SAMM: ``<root>/<subj>/<subj>_<inducement>_<n>/<subj>_<frame>.jpg`` with 4- or 5-digit frame numbers.
 
 Subjects are canonical three-digit strings (``006``), as SAMM names its folders; a sheet may hold 6 or "006".
-The coding sheet has notes rows above its header: the header is found by content (see sheets.read_sheet).
+The coding sheet has notes rows above its header: the header is found by content (see sheets.read_sheet). Its
+``Objective Classes`` column (MEGC 2018's AU-based classes, numbers 1-7) is what ``classes: objective`` reads.
 """
 
 from __future__ import annotations

@@ -27,9 +27,11 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "offset": ("offsetframe", "offset"),
     "action_units": ("actionunits", "aus", "au"),
     "emotion": ("estimatedemotion", "emotion"),
+    "objective": ("objectiveclasses", "objectiveclass"),  # MEGC 2018's class: memix.datasets.objective
 }
 REQUIRED = ("subject", "filename", "onset", "apex", "offset", "emotion")
 HEADER_SCAN_ROWS = 100
+OBJECTIVE_FILE = "objectiveclass"  # in a workbook's normalised name: a list of objective classes, not a coding sheet
 
 
 class SheetError(ValueError):
@@ -151,8 +153,15 @@ def read_sheet(
     )
 
 
+def is_objective_file(path: Path) -> bool:
+    """Whether ``path`` is a separately released list of objective classes (CASME II's
+    ``CASME2-ObjectiveClasses.xlsx``), which sits next to a coding sheet but is not one."""
+    return OBJECTIVE_FILE in normalise_header(path.stem) and not path.name.startswith("~$")
+
+
 def find_sheet(root: Path, sheet: str | None) -> Path:
-    """The coding sheet: ``root/sheet`` if given, else the single .xlsx directly in ``root``."""
+    """The coding sheet: ``root/sheet`` if given, else the single .xlsx directly in ``root`` (an objective-class
+    list beside it, :func:`is_objective_file`, does not count)."""
     if sheet is not None:
         path = root / sheet
         if not path.is_file():
@@ -160,7 +169,9 @@ def find_sheet(root: Path, sheet: str | None) -> Path:
         return path
     if not root.is_dir():
         raise SheetError(f"{root}: dataset root not found (dataset.root)")
-    candidates = sorted(p for p in root.glob("*.xlsx") if p.is_file() and not p.name.startswith("~$"))
+    candidates = sorted(
+        p for p in root.glob("*.xlsx") if p.is_file() and not p.name.startswith("~$") and not is_objective_file(p)
+    )
     old = sorted(p for p in root.iterdir() if p.suffix.lower() == ".xls" and p.is_file())
     if not candidates and len(old) == 1:
         raise SheetError(xls_message(old[0]))

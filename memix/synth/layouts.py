@@ -5,18 +5,23 @@ layout; a layout decides the emotion proportions and names (an AU recipe shows a
 ``negative``), the folder and file-name patterns, the frame numbering, the image format and the coding sheet.
 Each follows the real dataset's conventions (DATASETS.md), so its adapter reads it unchanged:
 
-* ``casme2``: ``subNN/EPxx_yy/img{N}.jpg`` and CASME II's sheet (the default; its bytes never change);
+* ``casme2``: ``subNN/EPxx_yy/img{N}.jpg`` and CASME II's sheet (the default), and beside it the objective
+  classes in a workbook of their own, as CASME II's were released (``CASME2-ObjectiveClasses.xlsx``);
 * ``samm``: ``006/006_<inducement>_<n>/006_{NNNN|NNNNN}.jpg``, greyscale, 4- or 5-digit frame numbers
-  (by subject), "Other" and "Others" both used, 13 notes rows above the sheet's header;
+  (by subject), "Other" and "Others" both used, 13 notes rows above the sheet's header, the objective class in
+  its ``Objective Classes`` column;
 * ``smic``: ``HS/sN/micro/<emotion>/sN_<ne|po|sur>_NN/image{NNNNNN}.bmp``, no coding sheet, no apex; a
   ``memix-synth.json`` at the root marks it synthetic (the other layouts' sheets name memix.synth as author);
 * ``casme3``: ``spNO.N/<letter>/color/{N}.jpg``, two micro-expressions per recording (same folder, later
-  onset), subjects spelled ``spNo.N`` in the sheet for even N, the sheet in a worksheet called ``label``;
+  onset), subjects spelled ``spNo.N`` in the sheet for even N, the sheet in a worksheet called ``label`` with
+  an ``Objective class`` column;
 * ``mmew``: ``Micro_Expression/<emotion>/SNN-EE-KKK/{N}.jpg`` with the sheet's ``others`` in ``repression/``,
   frame numbers starting near 1.
 
 A layout other than casme2 draws its own plan from a seed derived from ``synth.seed`` and the layout, so a
-composite of several layouts has different subjects in each (as different datasets do).
+composite of several layouts has different subjects in each (as different datasets do). Objective classes (MEGC
+2018) follow from each clip's AUs by Davison et al.'s table (:mod:`memix.synth.objective`), written as numbers
+1-7 as the releases hold them.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from memix.synth.plan import ClipPlan
 from memix.synth.sheet import sheet_row, write_sheet
 
 CASME2_SHEET = "CASME2-coding-synthetic.xlsx"
+CASME2_OBJECTIVE = "CASME2-ObjectiveClasses-synthetic.xlsx"  # named like the release's: read as its class list
 SAMM_SHEET = "SAMM_Micro_FACS_Codes_v2-synthetic.xlsx"
 CASME3_SHEET = "cas(me)3_part_A_ME_label_JpgIndex_v2-synthetic.xlsx"
 MMEW_SHEET = "MMEW_Micro_Exp-synthetic.xlsx"
@@ -60,6 +66,12 @@ SAMM_NOTES = [
     [None],
     [None],
 ]
+# CASME2-ObjectiveClasses.xlsx as MER code reads it (IcedDoggie/Micro-Expression-with-Deep-Learning, utilities.py):
+# Subject, Filename and "Objective Class" by name, and the class in the 7th column, where the reader it shares with
+# CASME2_label_Ver_2.xls finds that sheet's emotion; the frame and AU columns between are inferred from that
+CASME2_OBJECTIVE_HEADER = (
+    "Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Objective Class",
+)  # fmt: skip
 CASME3_HEADER = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
 MMEW_HEADER = (
     "Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion", "remarks",
@@ -207,6 +219,11 @@ PLACERS = {
 def _finish_casme2(layout: Layout, root: Path, params: SynthParams, placed: list[Placed]) -> None:
     rows = [sheet_row(p.subject, p.filename, p.onset, p.apex, p.offset, p.clip.action_units, p.emotion) for p in placed]
     write_sheet(root / CASME2_SHEET, rows)
+    classes = [
+        [p.subject, p.filename, p.onset, p.apex, p.offset, _au_cell(p.clip.action_units), p.clip.objective_class]
+        for p in placed
+    ]
+    write_sheet(root / CASME2_OBJECTIVE, classes, header=CASME2_OBJECTIVE_HEADER)
 
 
 def _au_cell(aus: str) -> Any:
@@ -217,7 +234,7 @@ def _finish_samm(layout: Layout, root: Path, params: SynthParams, placed: list[P
     rows = [
         [
             p.subject, p.filename, int(p.filename.split("_")[1]), p.onset, p.apex, p.offset, p.offset - p.onset + 1,
-            "Micro - 1/2", p.clip.action_units, p.emotion, "I", None,
+            "Micro - 1/2", p.clip.action_units, p.emotion, p.clip.objective_class, None,
         ]
         for p in placed
     ]  # fmt: skip
@@ -237,9 +254,10 @@ def _finish_smic(layout: Layout, root: Path, params: SynthParams, placed: list[P
 
 def _finish_casme3(layout: Layout, root: Path, params: SynthParams, placed: list[Placed]) -> None:
     rows = [
-        [p.subject, p.filename, p.onset, p.apex, p.offset, _au_cell(p.clip.action_units), None, p.emotion]
+        [p.subject, p.filename, p.onset, p.apex, p.offset, _au_cell(p.clip.action_units), p.clip.objective_class,
+         p.emotion]
         for p in placed
-    ]
+    ]  # fmt: skip
     write_sheet(root / CASME3_SHEET, rows, header=CASME3_HEADER, title="label")
 
 

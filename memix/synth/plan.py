@@ -14,6 +14,7 @@ import numpy as np
 from memix.config import SynthParams
 from memix.synth.aus import format_aus
 from memix.synth.classes import class_counts, sample_aus
+from memix.synth.objective import objective_class
 
 # Generator streams: keep them distinct so adding draws to one never shifts another.
 STREAM_DATASET, STREAM_NAMES, STREAM_CLIP, STREAM_NUISANCE, STREAM_IDENTITY, STREAM_INTENSITY = range(6)
@@ -50,6 +51,11 @@ class ClipPlan:
     @property
     def action_units(self) -> str:
         return format_aus(list(self.aus))
+
+    @property
+    def objective_class(self) -> int:
+        """MEGC 2018's objective class (1-7) of the clip's AUs (memix.synth.objective)."""
+        return objective_class(self.aus)
 
     @property
     def folder(self) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from memix.datasets.frames import list_frames
+from memix.datasets.sheets import is_objective_file
 from memix.synth.sheet import sheet_bytes
 
 CLIP_PACKAGE = "Part_A_ME_clip/frame"
@@ -34,7 +35,7 @@ def edit_sheet(path: Path, edit: Callable[[list[str], list[list[Any]]], None]) -
 
 
 def _sheet(root: Path) -> Path:
-    found = sorted(root.glob("*.xlsx"))
+    found = sorted(p for p in root.glob("*.xlsx") if not is_objective_file(p))  # CASME II's class list is beside it
     if len(found) != 1:
         raise ValueError(f"{root}: expected one coding sheet, found {len(found)}")
     return found[0]
