@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
             out_dir=Path(args.out),
             on_bad_frame=params.dataset.on_bad_frame,
             offset="apex_offset" in params.flow.pairs,  # the offset face, only when a flow of it is asked for
+            apex=params.dataset.apex,  # checked against the clip index's apex_source, and reported
+            on_bad_apex=params.dataset.on_bad_apex,
         )
 
     return _common.run("faces", body)

@@ -27,7 +27,7 @@ class ClipPatch(Section):
     subject: str | int
     filename: str
     onset: int | None = None
-    field: Literal["onset", "apex", "offset", "emotion", "action_units", "filename"]
+    field: Literal["onset", "apex", "offset", "emotion", "action_units", "filename", "objective"]
     value: int | str
 
     @model_validator(mode="after")

@@ -3,9 +3,10 @@
 Each sheet row becomes one clip after: the known errata shipped with memix (``dataset.errata``), params patches
 and exclusions (keyed by Subject + Filename, :mod:`memix.datasets.corrections`), path safety, the MEGC 2019
 sample list where it applies (:mod:`memix.datasets.protocol`), the class map (unknown or excluded emotions are
-dropped and reported), onset/offset checks, frame discovery, apex repair (patch to the middle frame or drop, per
-``on_bad_apex``; an apex equal to the onset included) and a strict decode of the onset and apex images
-(:func:`memix.datasets.frames.read_frame`; a damaged one stops ingest or, per ``on_bad_frame``, drops the clip);
+dropped and reported, the excluded ones counted per class; ``classes: objective`` reads the objective class
+instead, :mod:`memix.datasets.objective`), onset/offset checks, frame discovery, apex repair (patch to the middle
+frame or drop, per ``on_bad_apex``; an apex equal to the onset included) and a strict decode of the onset and apex
+images (:func:`memix.datasets.frames.read_frame`; a damaged one stops ingest or, per ``on_bad_frame``, drops the clip);
 see :mod:`memix.datasets.rows`. Every row's problem is collected and ingest stops once listing them all
 (:mod:`memix.datasets.problems`), naming sheet, row and field and what to write in params. Nothing is written
 until every row has passed, so a failure leaves no clips.parquet behind.
@@ -13,8 +14,9 @@ until every row has passed, so a failure leaves no clips.parquet behind.
 A composite (``dataset.name: composite``) runs this same path once per source, each with its own adapter
 (:mod:`memix.datasets.sources`), and merges the clips: subject ids get the source's name in front
 (``casme2/sub01``), frame paths are relative to ``dataset.root``, and the sources' class maps must give the
-same classes (``megc3``). With real data, counts are compared with the published ones
-(:mod:`memix.datasets.published`); a difference is a warning in the report and on stderr.
+same classes (``megc3``, or ``objective``: I-V for CASME II, SAMM and CAS(ME)^3 alike). With real data, counts
+are compared with the published ones (:mod:`memix.datasets.published`); a difference is a warning in the report
+and on stderr.
 """
 
 from __future__ import annotations
@@ -28,11 +30,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from memix.config import COMPOSITE, DatasetParams
-from memix.datasets import classmaps, corrections, protocol, published, report, sources
+from memix.datasets import classmaps, corrections, objective, protocol, published, report, sources
 from memix.datasets.adapter import Adapter
 from memix.datasets.problems import IngestError, Notes, RowProblem, raise_problems
 from memix.datasets.rows import ingest_row, long_bound
-from memix.datasets.schema import CLIP_COLUMNS, validate_clip_index
+from memix.datasets.schema import APEX_COLUMNS, APEX_SOURCES, CLIP_COLUMNS, validate_clip_index
 from memix.datasets.sheets import Sheet
 from memix.datasets.sources import Source
 from memix.io import atomic
@@ -86,10 +88,14 @@ def _ingest_source(src: Source, params: DatasetParams, notes: Notes) -> tuple[li
         sheet = src.adapter.table(src.root, src.params.sheet)
     except ValueError as err:
         raise IngestError(str(err)) from None
+    if classmaps.task(params.classes) == classmaps.OBJECTIVE:
+        sheet, notes.objective = objective.attach(sheet, src, notes)
     why = protocol.why_not(src, params.classes, params.protocol, protocol.synthetic(src, sheet.creator))
     if why is None:
         src = Source(src.params, src.adapter, src.cmap, src.root, src.prefix, src.namespace, protocol.listed(src))
     values = corrections.apply(sheet, src, params, notes)
+    if notes.objective is not None:
+        values = objective.unlisted(values, src, notes, notes.objective["from"])
     rows: list[dict[str, Any]] = []
     left_out: list[str] = []
     for row, vals in tqdm(values.items(), desc=f"ingest {name}", unit="clip", leave=False):
@@ -133,7 +139,8 @@ def build_index(params: DatasetParams) -> tuple[pd.DataFrame, dict[str, Any]]:
         done.append((src, sheet, notes, followed))
     raise_problems([p for *_, n, _ in done for p in n.problems])
     where = str(done[0][1].path) if len(done) == 1 else params.root
-    df = pd.DataFrame(rows, columns=list(CLIP_COLUMNS)).sort_values(["subject", "clip", "onset"], kind="stable")
+    columns = list(CLIP_COLUMNS) + list(APEX_COLUMNS)
+    df = pd.DataFrame(rows, columns=columns).sort_values(["subject", "clip", "onset"], kind="stable")
     df = validate_clip_index(df, source=where)
 
     names = srcs[0].cmap.names
@@ -147,6 +154,10 @@ def build_index(params: DatasetParams) -> tuple[pd.DataFrame, dict[str, Any]]:
         "classes": params.classes,
         "class_names": list(names),
         "on_bad_apex": params.on_bad_apex,
+        "apex": {  # spotted: the faces stage picks the frame (its report.json says which and how far off)
+            "setting": params.apex,
+            "clips_by_source": {s: int((df["apex_source"] == s).sum()) for s in APEX_SOURCES},
+        },
         "on_bad_frame": params.on_bad_frame,
         "clips": len(df),
         "subjects": int(df["subject"].nunique()),
@@ -194,6 +205,13 @@ def run(params: DatasetParams, out_dir: Path) -> pd.DataFrame:
         len(rep["incomplete"]),
         out_dir / REPORT_FILE,
     )
+    left_out = "; ".join(
+        f"{name} " + ", ".join(f"{c} {n}" for c, n in s["left_out_classes"].items())
+        for name, s in rep["sources"].items()
+        if s["left_out_classes"]
+    )
+    if left_out:
+        log.info("ingest: rows of classes %s leaves out: %s", rep["classes"], left_out)
     if rep["warnings"]:
         log.warning("ingest: %s (%s, 'published')", published.HINT, out_dir / REPORT_FILE)
     for warning in rep["warnings"]:

@@ -2,8 +2,9 @@
 
 The checks, in order: a clip row at all, the subject and Filename, the sample list (MEGC 2019) and the class
 map, onset and offset, the clip's folder and its frames, the apex (missing, outside the clip, or equal to the
-onset: patched to the middle frame or dropped, per ``on_bad_apex``), a strict decode of the onset and apex
-images, and the clip's length against its dataset's bound (reported).
+onset: patched to the middle frame, left to the faces stage to spot or dropped, per ``on_bad_apex``; then
+``dataset.apex`` picks the annotated, middle or spotted frame), a strict decode of the onset and apex images, and
+the clip's length against its dataset's bound (reported).
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def ingest_row(
         return patch_hint(src.source_key, canonical, clip, onset_cell, field, value)
 
     emotion_raw = text(values.get("emotion"))
-    emotion = classmaps.normalise_emotion(adapter.name, emotion_raw)
+    try:  # the emotion, or (classes objective) the objective class: "I".."VII"
+        shown, emotion = classmaps.label_cell(adapter.name, params.classes, values)
+    except ValueError as err:
+        raise RowProblem("objective", str(err), hint("objective", "<I to VII>")) from None
     if src.protocol is not None:
         listed = src.protocol.get(protocol.key(src, canonical, clip))
         mapped = cmap.emotions.get(emotion)
@@ -82,7 +86,8 @@ def ingest_row(
             )
     if emotion not in cmap.emotions:
         kind = "excluded from" if emotion in cmap.known else "unknown emotion for"
-        notes.dropped.append({**entry, "reason": f"{kind} {adapter.name} {params.classes}: {emotion_raw!r}"})
+        counted = {"excluded_class": emotion} if emotion in cmap.known else {}  # counted per class in the report
+        notes.dropped.append({**entry, "reason": f"{kind} {adapter.name} {params.classes}: {shown!r}", **counted})
         return None
     label = cmap.emotions[emotion]
 
@@ -114,9 +119,10 @@ def ingest_row(
     if onset not in frames:
         raise RowProblem("onset", f"no image for frame {onset} in {clip_dir}", hint("onset", "<frame>"))
 
-    apex = _apex(values, onset, offset, in_range, src, params, notes, entry)
-    if apex is None:
+    chosen = _apex(values, onset, offset, in_range, src, params, notes, entry)
+    if chosen is None:
         return None
+    apex, apex_source = chosen
     if apex not in frames:
         raise RowProblem("apex", f"no image for frame {apex} in {clip_dir}", hint("apex", "<frame>"))
 
@@ -155,6 +161,8 @@ def ingest_row(
         "frame_dir": frame_dir.as_posix(),
         "onset_path": (frame_dir / frames[onset]).as_posix(),
         "apex_path": (frame_dir / frames[apex]).as_posix(),
+        "apex_annotated": as_int(values.get("apex")),
+        "apex_source": apex_source,
     }
 
 
@@ -174,29 +182,46 @@ def _frameless(
 def _apex(
     values: dict[str, Any], onset: int, offset: int, in_range: list[int], src: Source, params: DatasetParams,
     notes: Notes, entry: dict[str, Any],
-) -> int | None:  # fmt: skip
-    """The apex frame: annotated, the middle frame (no annotation, SMIC), or repaired per ``on_bad_apex``."""
+) -> tuple[int, str] | None:  # fmt: skip
+    """The apex frame and how it was chosen (schema.APEX_SOURCES), or None when the clip is dropped.
+
+    An impossible annotation (missing, outside the clip, = onset) is handled per ``on_bad_apex`` whatever
+    ``dataset.apex`` is, so the three apex settings keep the same clips; then ``dataset.apex`` picks the frame.
+    A dataset without apex annotation (SMIC) takes the spotted apex unless ``dataset.apex: middle``: on the
+    synthetic SMIC layout spotting is within a frame of the true apex far more often (benchmarks/spotting.py).
+    A clip to be spotted carries its middle frame until the faces stage spots it.
+    """
+    middle = in_range[(len(in_range) - 1) // 2]
+    spot = "middle" if params.apex == "middle" else "spotted"
     apex = as_int(values.get("apex"))
     if apex is None and not src.adapter.has_apex and values.get("apex") is None:
         notes.middle_apex += 1
-        return in_range[(len(in_range) - 1) // 2]  # no apex annotation (SMIC): the middle frame, said in the report
+        return middle, spot  # no apex annotation (SMIC): spotted or the middle frame, said in the report
     if apex is None or not onset <= apex <= offset:
         problem = (
             f"apex {values.get('apex')!r} is not a frame number"
             if apex is None
             else f"apex {apex} outside [onset {onset}, offset {offset}]"
         )
-        new_apex = in_range[(len(in_range) - 1) // 2]
+        new_apex = middle
     elif apex == onset:
         problem = f"apex {apex} equals the onset: no onset->apex motion"
         new_apex = in_range[max(1, (len(in_range) - 1) // 2)] if len(in_range) > 1 else None
         notes.zero_motion.append({**entry, "onset": onset, "apex": apex, "action": params.on_bad_apex})
     else:
-        return apex
+        return (apex, "annotated") if params.apex == "annotated" else (middle, params.apex)
     if params.on_bad_apex == "drop" or new_apex is None:
         why = "on_bad_apex: drop" if params.on_bad_apex == "drop" else "a one-frame clip: no later frame to take"
         notes.dropped.append({**entry, "reason": f"{problem} ({why})"})
         return None
+    if params.apex == "middle":
+        source = "middle"
+    elif params.apex == "spotted" or params.on_bad_apex == "spot":
+        source = "spotted"
+    else:
+        source = "patched"
+    then = "to be spotted by the faces stage" if source == "spotted" else "set to the middle frame"
     notes.patched.append({**entry, "field": "apex", "old": jsonable(values.get("apex")), "new": new_apex,
-                          "reason": f"{problem}; set to the middle frame (on_bad_apex: patch)"})  # fmt: skip
-    return new_apex
+                          "reason": f"{problem}; {then} (dataset.apex: {params.apex}, "
+                          f"on_bad_apex: {params.on_bad_apex})"})  # fmt: skip
+    return new_apex, source

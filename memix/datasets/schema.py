@@ -22,6 +22,13 @@ CLIP_COLUMNS: dict[str, str] = {
     "onset_path": "string",
     "apex_path": "string",
 }
+# How each clip's apex was chosen (dataset.apex, dataset.on_bad_apex), after CLIP_COLUMNS. apex_annotated: the
+# sheet's apex (after errata and patches) when it is a frame number, else null; apex_source: annotated (the
+# sheet's), middle (dataset.apex: middle), patched (an impossible apex set to the middle frame, on_bad_apex:
+# patch) or spotted (the faces stage spots it on the aligned faces; ``apex`` and ``apex_path`` hold the middle
+# frame until then). An index written without them reads as every apex annotated.
+APEX_COLUMNS: dict[str, str] = {"apex_annotated": "Int64", "apex_source": "string"}
+APEX_SOURCES = ("annotated", "middle", "patched", "spotted")
 
 
 def validate_clip_index(df: pd.DataFrame, source: str = "clip index") -> pd.DataFrame:
@@ -30,6 +37,15 @@ def validate_clip_index(df: pd.DataFrame, source: str = "clip index") -> pd.Data
     if missing:
         raise ValueError(f"{source}: missing columns {missing}")
     out = df[list(CLIP_COLUMNS)].astype(CLIP_COLUMNS)
+    out["apex_annotated"] = df["apex_annotated"] if "apex_annotated" in df.columns else df["apex"]
+    out["apex_source"] = df["apex_source"] if "apex_source" in df.columns else "annotated"
+    out = out.astype(APEX_COLUMNS)
+    bad = out["clip_id"][~out["apex_source"].isin(APEX_SOURCES).fillna(False)]
+    if len(bad):
+        raise ValueError(
+            f"{source}: apex_source of clip {bad.iloc[0]} is {out['apex_source'][bad.index[0]]!r}, "
+            f"not one of {list(APEX_SOURCES)}"
+        )
     dup = out["clip_id"][out["clip_id"].duplicated()]
     if len(dup):
         raise ValueError(f"{source}: duplicate clip_id {sorted(dup.unique())[:5]}")

@@ -6,6 +6,11 @@ to the apex frame (and, with ``all_frames``, to every frame onset..offset), so h
 detections never shows up as motion in the flow. The apex frame must show a face too (a blank or damaged apex
 would give a flow of nothing under the clip's label); ``on_missing`` decides for either frame.
 
+The apex is the clip index's, except for a clip whose ``apex_source`` is ``spotted`` (``dataset.apex: spotted``,
+``on_bad_apex: spot``, or a dataset without apex annotation such as SMIC; see :mod:`memix.datasets.rows`): every
+frame onset..offset is cropped with the onset's transform and the frame of greatest motion from the onset
+(:func:`memix.preprocess.spotting.spot_apex`) becomes the apex, searched for a face like an annotated one.
+
 Output (``data/processed/faces/``), a shard folder (``memix.io.shards``):
 
 * arrays ``onset`` and ``apex``: uint8 (N, S, S); with ``offset`` (``flow.pairs`` holding ``apex_offset``: the
@@ -15,8 +20,14 @@ Output (``data/processed/faces/``), a shard folder (``memix.io.shards``):
   motion);
 * index columns: clip_id, dataset, subject, label, label_id (from the clip index), status ("ok"), score,
   n_faces, landmarks (10 floats: x, y of ``LANDMARK_NAMES`` in source pixels), affine (6 floats, row
-  major, source px -> crop px), box_x0, box_y0, box_x1, box_y1 (the mesh's extent in source pixels);
-* ``report.json``: counts, skipped clips with the reason, clips with several faces;
+  major, source px -> crop px), box_x0, box_y0, box_x1, box_y1 (the mesh's extent in source pixels), onset,
+  offset, apex (the frame number used), apex_annotated (the sheet's, null if none), apex_source (annotated, middle,
+  patched or spotted) and, for spotted clips, spot_peak, spot_floor and spot_detectable (the fields of
+  :class:`memix.preprocess.spotting.Spot`; NaN / null otherwise);
+* ``report.json``: counts, skipped clips with the reason, clips with several faces; ``apex``: apexes per source,
+  the spotted clips whose peak does not clear the noise floor, and ``error_frames``, the spotting error
+  |spotted - annotated| in frames (median, 90th percentile, share within 1 and 2) over the spotted clips with a
+  valid annotation (onset < annotated <= offset: ``dataset.apex: spotted``);
 * with ``all_frames``: the index also has ``frames_start`` and ``frames_count``, and the sub-folder
   ``frames/`` is a shard folder with the array ``face`` (M, S, S) and columns clip_id, frame (the frame
   number); a clip's frames are rows ``frames_start .. frames_start + frames_count - 1``, in frame order.
@@ -30,6 +41,7 @@ Several faces: the largest mesh (by box area) is used and the clip is listed in 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import zipfile
@@ -46,7 +58,7 @@ from memix.datasets.frames import BadFrameError, list_frames, read_frame
 from memix.datasets.schema import validate_clip_index
 from memix.io import atomic, shards
 from memix.log import native_stderr
-from memix.preprocess import align
+from memix.preprocess import align, spotting
 from memix.preprocess.facemodel import check_bundle
 from memix.preprocess.landmarks import LandmarkDetector, eye_centres
 
@@ -135,6 +147,16 @@ def align_clip(
     nothing under the clip's label. Its face is not used: the onset's transform keeps head jitter out of the flow.
     The faces stage and ``memix predict`` both run this, so a new clip is cropped exactly as training clips were.
     """
+    aligned = align_onset(detector, onset_file, clip_id, size, margin)
+    return None if aligned is None else with_apex(detector, aligned, apex_file, clip_id, size)
+
+
+def align_onset(
+    detector: LandmarkDetector, onset_file: Path, clip_id: str, size: int, margin: float
+) -> AlignedClip | None:
+    """The onset half of :func:`align_clip`: face, transform and onset crop (``apex`` is the onset crop and
+    ``apex_faces`` -1 until :func:`with_apex`); None when no face is found. Spotting crops every frame with this
+    transform before the apex is known."""
     onset = read_frame(onset_file, clip_id)
     rgb = align.bgr_to_rgb(onset)
     faces = detector.detect(rgb)
@@ -143,17 +165,25 @@ def align_clip(
     mesh = faces[0]
     left, right = eye_centres(mesh)
     affine = align.similarity_from_eyes(left, right, size, margin)
+    onset_crop = crop(onset, affine, size)
+    return AlignedClip(
+        mesh=mesh, left=left, right=right, affine=affine, n_faces=len(faces), rgb=rgb, onset=onset_crop,
+        apex=onset_crop,
+    )
+
+
+def with_apex(
+    detector: LandmarkDetector, aligned: AlignedClip, apex_file: Path, clip_id: str, size: int
+) -> AlignedClip:
+    """``aligned`` with its apex: the frame cropped with the onset's transform and searched for faces."""
     apex = read_frame(apex_file, clip_id)
-    if apex.shape[:2] != onset.shape[:2]:
+    if apex.shape[:2] != aligned.rgb.shape[:2]:
         raise ValueError(
             f"clip {clip_id}: apex frame {apex_file} is {apex.shape[1]}x{apex.shape[0]} px but the "
-            f"onset frame {onset_file} is {onset.shape[1]}x{onset.shape[0]}"
+            f"onset frame is {aligned.rgb.shape[1]}x{aligned.rgb.shape[0]}"
         )
     apex_faces = len(detector.detect(align.bgr_to_rgb(apex)))
-    return AlignedClip(
-        mesh=mesh, left=left, right=right, affine=affine, n_faces=len(faces), rgb=rgb,
-        onset=crop(onset, affine, size), apex=crop(apex, affine, size), apex_faces=apex_faces,
-    )
+    return dataclasses.replace(aligned, apex=crop(apex, aligned.affine, size), apex_faces=apex_faces)
 
 
 def crop(frame: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
@@ -169,17 +199,23 @@ def run(
     out_dir: Path,
     on_bad_frame: str = "error",
     offset: bool = False,
+    apex: str | None = None,
+    on_bad_apex: str | None = None,
 ) -> None:
     """Align every clip of the clip index and write the faces shard folder + report.json atomically (``offset``:
     crop each clip's offset frame too).
 
     A clip without a face on its onset or apex frame stops the stage or is skipped (``params.on_missing``); one
     with a damaged frame likewise per ``on_bad_frame`` (``dataset.on_bad_frame``). Skips are in report.json.
+    ``apex`` and ``on_bad_apex`` (``dataset.*``, as ingest read them) are checked against the clip index's
+    ``apex_source`` and written in the report; None skips the check.
     """
     clips_path, dataset_root, out_dir = Path(clips_path), Path(dataset_root), Path(out_dir)
     if not clips_path.is_file():
         raise FileNotFoundError(f"clip index not found: {clips_path} (run `dvc repro ingest`)")
     clips = validate_clip_index(pd.read_parquet(clips_path), source=str(clips_path))
+    if apex is not None:
+        check_apex_sources(clips, apex, on_bad_apex or "patch", clips_path)
     size = params.size
 
     rows: list[dict] = []
@@ -197,16 +233,11 @@ def run(
         for clip in tqdm(clips.itertuples(index=False), total=len(clips), desc="faces", unit="clip"):
             clip_id = str(clip.clip_id)
             onset_file = dataset_root / str(clip.onset_path)
-            apex_file = dataset_root / str(clip.apex_path)
             try:
-                aligned = align_clip(detector, onset_file, apex_file, clip_id, size, params.margin)
+                chosen = _align_chosen(detector, clip, dataset_root, params)
+                aligned, apex_file, crops = chosen.aligned, chosen.apex_file, chosen.crops
                 want_offset = aligned is not None and offset
-                offset_crop = _offset_crop(clip, dataset_root, aligned, size) if want_offset else None
-                crops = (
-                    _align_all_frames(clip, dataset_root, aligned.affine, size, aligned.rgb.shape[:2])
-                    if aligned is not None and params.all_frames
-                    else []
-                )
+                offset_crop = _offset_crop(clip, dataset_root, aligned, size, chosen) if want_offset else None
             except BadFrameError as err:
                 if on_bad_frame != "skip":
                     raise ValueError(f"{err} (set dataset.on_bad_frame: skip to leave such clips out)") from None
@@ -259,6 +290,7 @@ def run(
                 "box_y0": box[1],
                 "box_x1": box[2],
                 "box_y1": box[3],
+                **apex_fields(clip, chosen),
             }
             if params.all_frames:
                 row["frames_start"] = len(frame_rows)
@@ -290,6 +322,7 @@ def run(
         "margin": params.margin,
         "all_frames": params.all_frames,
         **({"n_offset_at_apex": at_apex} if offset else {}),
+        "apex": apex_report(index, apex, on_bad_apex),
         "n_frames": len(frame_rows),
         "score": "BlazeFace score from the face model bundle, matched to the mesh by IoU >= 0.3; NaN if unmatched",
     }
@@ -307,6 +340,11 @@ def run(
     )
     if skipped:
         log.warning("faces: %d clip(s) skipped for want of a face, listed in %s", len(skipped), out_dir / "report.json")
+    if report["apex"]["n_not_detectable"]:
+        log.warning(
+            "faces: %d spotted clip(s) move no more than noise (no micro-expression found; apex kept), listed in %s",
+            report["apex"]["n_not_detectable"], out_dir / "report.json",
+        )
 
 
 def offset_frame(clip_dir: Path, apex: int, offset: int) -> str:
@@ -318,11 +356,11 @@ def offset_frame(clip_dir: Path, apex: int, offset: int) -> str:
     return frames[max(frames)]
 
 
-def _offset_crop(clip, dataset_root: Path, aligned: AlignedClip, size: int) -> tuple[np.ndarray, bool]:
+def _offset_crop(clip, dataset_root: Path, aligned: AlignedClip, size: int, chosen: Chosen) -> tuple[np.ndarray, bool]:
     """The offset face, and whether the offset frame is the apex frame itself (no apex -> offset motion)."""
     clip_dir = dataset_root / str(clip.frame_dir)
-    name = offset_frame(clip_dir, int(clip.apex), int(clip.offset))
-    at_apex = name == Path(str(clip.apex_path)).name
+    name = offset_frame(clip_dir, chosen.apex, int(clip.offset))
+    at_apex = name == chosen.apex_file.name
     return crop_like_onset(clip_dir / name, str(clip.clip_id), aligned, size), at_apex
 
 
@@ -332,6 +370,137 @@ def crop_like_onset(path: Path, clip_id: str, aligned: AlignedClip, size: int) -
     if frame.shape[:2] != aligned.rgb.shape[:2]:
         raise ValueError(f"clip {clip_id}: frame {path} differs in size from the onset frame")
     return crop(frame, aligned.affine, size)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """One clip aligned with the apex it uses: the index's, or the one spotted on its aligned frames."""
+
+    aligned: AlignedClip | None  # None: no face on the onset frame
+    apex: int  # frame number of the apex used
+    apex_file: Path
+    crops: list[tuple[int, np.ndarray]]  # (frame number, crop) onset..offset with faces.all_frames, else []
+    spot: spotting.Spot | None = None  # apex_source spotted: the spotting, its index counting from the onset
+
+
+def _align_chosen(detector: LandmarkDetector, clip, dataset_root: Path, params: FacesParams) -> Chosen:
+    """Align the clip; an ``apex_source: spotted`` clip crops every frame onset..offset with the onset's transform,
+    takes the frame of greatest motion from the onset (:mod:`memix.preprocess.spotting`) and searches it for a face
+    as an annotated apex is."""
+    clip_id, size = str(clip.clip_id), params.size
+    onset_file = dataset_root / str(clip.onset_path)
+    apex_file = dataset_root / str(clip.apex_path)
+    if str(clip.apex_source) != "spotted":
+        aligned = align_clip(detector, onset_file, apex_file, clip_id, size, params.margin)
+        crops = (
+            _align_all_frames(clip, dataset_root, aligned.affine, size, aligned.rgb.shape[:2])
+            if aligned is not None and params.all_frames
+            else []
+        )
+        return Chosen(aligned, int(clip.apex), apex_file, crops)
+    aligned = align_onset(detector, onset_file, clip_id, size, params.margin)
+    if aligned is None:
+        return Chosen(None, int(clip.apex), apex_file, [])
+    files = clip_files(dataset_root / str(clip.frame_dir), int(clip.onset), int(clip.offset))
+    aligned, number, spot, crops = spot_aligned(detector, aligned, files, clip_id, size, params.margin)
+    return Chosen(aligned, number, files[number], crops if params.all_frames else [], spot)
+
+
+def clip_files(clip_dir: Path, onset: int, offset: int) -> dict[int, Path]:
+    """Frame number -> file of a clip's frames numbered onset..offset on disk, in frame order."""
+    return {n: clip_dir / name for n, name in sorted(list_frames(clip_dir).items()) if onset <= n <= offset}
+
+
+def spot_aligned(
+    detector: LandmarkDetector, aligned: AlignedClip, files: dict[int, Path], clip_id: str, size: int, margin: float
+) -> tuple[AlignedClip, int, spotting.Spot, list[tuple[int, np.ndarray]]]:
+    """The apex of an onset-aligned clip spotted among ``files`` (frame number -> file, onset first): every frame
+    cropped with the onset's transform, the frame of greatest motion from the onset taken and searched for a face
+    (:func:`with_apex`). Returns the clip with that apex, its frame number, the spotting and the crops. The faces
+    stage and ``memix predict --dataset`` both run this for a clip whose apex is spotted."""
+    crops = []
+    for number, path in sorted(files.items()):
+        frame = read_frame(path, clip_id)
+        if frame.shape[:2] != aligned.rgb.shape[:2]:
+            raise ValueError(f"clip {clip_id}: frame {path} differs in size from the onset frame")
+        crops.append((number, crop(frame, aligned.affine, size)))
+    spot = spotting.spot_apex(np.stack([c for _, c in crops]), margin=margin)
+    number = crops[spot.apex][0]
+    return with_apex(detector, aligned, files[number], clip_id, size), number, spot, crops
+
+
+def check_apex_sources(clips: pd.DataFrame, apex: str, on_bad_apex: str, clips_path: Path) -> None:
+    """Refuse a clip index whose apex choices another ``dataset.apex`` / ``on_bad_apex`` made (a stale index).
+
+    ``annotated`` keeps a valid annotation (onset < apex <= offset); an impossible or missing one is patched or
+    spotted per ``on_bad_apex`` (a dataset without apex annotation, SMIC, is spotted under either).
+    """
+    annotated = clips["apex_annotated"]
+    valid = (annotated.notna() & (annotated > clips["onset"]) & (annotated <= clips["offset"])).fillna(False)
+    for i, row in enumerate(clips.itertuples(index=False)):
+        if apex in ("spotted", "middle"):
+            allowed = {apex}
+        elif valid.iloc[i]:
+            allowed = {"annotated"}
+        else:
+            allowed = {"spotted"} | ({"patched"} if on_bad_apex == "patch" else set())
+        if row.apex_source not in allowed:
+            raise ValueError(
+                f"{clips_path}: clip {row.clip_id} has apex_source {row.apex_source!r}, which dataset.apex: {apex} "
+                f"with on_bad_apex: {on_bad_apex} does not give (an index from other settings? `dvc repro ingest`)"
+            )
+
+
+def apex_fields(clip, chosen: Chosen) -> dict:
+    """The faces index's apex columns: the annotation, the frame used, how it was chosen and the spotting's numbers."""
+    annotated = None if pd.isna(clip.apex_annotated) else int(clip.apex_annotated)
+    spot = chosen.spot
+    return {
+        "onset": int(clip.onset),
+        "offset": int(clip.offset),
+        "apex": chosen.apex,
+        "apex_annotated": annotated,
+        "apex_source": str(clip.apex_source),
+        "spot_peak": math.nan if spot is None else spot.peak,
+        "spot_floor": math.nan if spot is None else spot.floor,
+        "spot_detectable": None if spot is None else spot.detectable,
+    }
+
+
+def apex_report(index: pd.DataFrame, apex: str | None, on_bad_apex: str | None) -> dict:
+    """report.json's ``apex``: the settings, how many apexes each way, the spotted clips not clearing the noise floor,
+    and the spotting error against the annotation where there is a valid one (onset < annotated <= offset)."""
+    spotted = index[index["apex_source"] == "spotted"]
+    weak = spotted[~spotted["spot_detectable"].astype(bool)]  # set on every spotted row
+    annotated = spotted["apex_annotated"]
+    valid = annotated.notna() & (annotated > spotted["onset"]) & (annotated <= spotted["offset"])
+    errors = (spotted["apex"][valid] - annotated[valid].astype("int64")).abs().to_numpy(dtype=np.float64)
+    return {
+        "setting": apex,
+        "on_bad_apex": on_bad_apex,
+        "clips_by_source": {k: int(v) for k, v in index["apex_source"].value_counts().sort_index().items()},
+        "spotting": "frame of greatest motion from the onset on the aligned faces (memix.preprocess.spotting)",
+        "detectable_rule": f"peak > {spotting.DETECT_RATIO:g} x the clip's noise floor and > {spotting.MIN_PEAK:g}",
+        "n_not_detectable": len(weak),
+        "not_detectable": [
+            {"clip_id": str(r.clip_id), "apex": int(r.apex), "peak": float(r.spot_peak), "floor": float(r.spot_floor)}
+            for r in weak.itertuples(index=False)
+        ],
+        "error_frames": spotting_error(errors),
+    }
+
+
+def spotting_error(errors: np.ndarray) -> dict:
+    """|spotted - annotated| in frames: count, median, 90th percentile, share within 1 and 2 frames (None if none)."""
+    if not len(errors):
+        return {"n": 0, "median": None, "p90": None, "within_1": None, "within_2": None}
+    return {
+        "n": len(errors),
+        "median": float(np.median(errors)),
+        "p90": float(np.percentile(errors, 90)),
+        "within_1": float(np.mean(errors <= 1)),
+        "within_2": float(np.mean(errors <= 2)),
+    }
 
 
 def _align_all_frames(
@@ -359,9 +528,13 @@ def used_landmarks(mesh: np.ndarray, left: np.ndarray, right: np.ndarray) -> lis
 def _index_frame(rows: list[dict], all_frames: bool) -> pd.DataFrame:
     columns = ["clip_id", "dataset", "subject", "label", "label_id", "status", "score", "n_faces", "landmarks"]
     columns += ["affine", "box_x0", "box_y0", "box_x1", "box_y1"]
-    dtypes = {c: "string" for c in ("clip_id", "dataset", "subject", "label", "status")}
+    columns += ["onset", "offset", "apex", "apex_annotated", "apex_source"]
+    columns += ["spot_peak", "spot_floor", "spot_detectable"]
+    dtypes = {c: "string" for c in ("clip_id", "dataset", "subject", "label", "status", "apex_source")}
     dtypes.update({"label_id": "int64", "score": "float64", "n_faces": "int64"})
-    dtypes.update({c: "float64" for c in ("box_x0", "box_y0", "box_x1", "box_y1")})
+    dtypes.update({c: "float64" for c in ("box_x0", "box_y0", "box_x1", "box_y1", "spot_peak", "spot_floor")})
+    dtypes.update({"onset": "int64", "offset": "int64", "apex": "int64", "apex_annotated": "Int64"})
+    dtypes.update({"spot_detectable": "boolean"})
     if all_frames:
         columns += ["frames_start", "frames_count"]
         dtypes.update({"frames_start": "int64", "frames_count": "int64"})
@@ -376,5 +549,6 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-__all__ = ["LANDMARK_NAMES", "AlignedClip", "FaceScorer", "align_clip", "crop", "crop_like_onset", "offset_frame",
-           "run", "used_landmarks"]
+__all__ = ["LANDMARK_NAMES", "AlignedClip", "Chosen", "FaceScorer", "align_clip", "align_onset", "apex_report",
+           "check_apex_sources", "crop", "crop_like_onset", "offset_frame", "run", "spotting_error", "used_landmarks",
+           "with_apex"]

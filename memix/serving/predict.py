@@ -17,6 +17,7 @@ annotated (:mod:`memix.serving.clip_frames`: its apex spotted) is already aligne
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ class ClipPair:
     apex: Path
     label: str | None = None
     offset: Path | None = None  # the offset frame: a network on the whole sequence (CausalNet) needs it
+    spot_among: tuple[Path, ...] = ()  # a clip whose apex is spotted (dataset.apex): its frames onset..offset
 
 
 class Classifier:
@@ -137,10 +139,18 @@ class Predictor:
         them: its flow, or the view of it the network reads (:func:`memix.io.views.clip_input`: the onset and apex
         faces, or the facial-region images, made by the code that makes them for training)."""
         fp = self.model_file.faces
-        if self.needs_offset and clip.offset is None:
+        if clip.spot_among:  # the apex spotted as the faces stage spots it; the offset is the clip's last frame
+            aligned = faces.align_onset(self.detector, clip.onset, clip.name, fp.size, fp.margin)
+            if aligned is not None:
+                files = dict(enumerate(clip.spot_among))
+                aligned, number, _, _ = faces.spot_aligned(self.detector, aligned, files, clip.name, fp.size,
+                                                           fp.margin)
+                clip = dataclasses.replace(clip, apex=files[number], offset=clip.spot_among[-1], spot_among=())
+        elif self.needs_offset and clip.offset is None:
             raise ValueError(f"clip {clip.name}: {self.model_file.model.name} reads the apex -> offset flow too; "
                              "give the clip an offset frame (offset.<ext> beside onset and apex)")
-        aligned = faces.align_clip(self.detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
+        else:
+            aligned = faces.align_clip(self.detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
         if aligned is None:
             raise ValueError(f"clip {clip.name}: no face found in its onset frame {clip.onset}")
         if aligned.apex_faces == 0:  # as the faces stage: a blank or damaged apex gives a flow of nothing
@@ -275,11 +285,15 @@ def clips_in_dataset(params: DatasetParams) -> list[ClipPair]:
 
     index, _ = build_index(params)
     root = Path(params.root)
-    return [
-        ClipPair(str(r.clip_id), root / str(r.onset_path), root / str(r.apex_path), str(r.label),
-                 root / str(r.frame_dir) / faces.offset_frame(root / str(r.frame_dir), int(r.apex), int(r.offset)))
-        for r in index.itertuples(index=False)
-    ]
+    clips = []
+    for r in index.itertuples(index=False):
+        clip_dir = root / str(r.frame_dir)
+        spot = tuple(faces.clip_files(clip_dir, int(r.onset), int(r.offset)).values()) \
+            if getattr(r, "apex_source", "annotated") == "spotted" else ()
+        offset = None if spot else clip_dir / faces.offset_frame(clip_dir, int(r.apex), int(r.offset))
+        clips.append(ClipPair(str(r.clip_id), root / str(r.onset_path), root / str(r.apex_path), str(r.label),
+                              offset, spot))
+    return clips
 
 
 # ---------------------------------------------------------------------------------------------------- output

@@ -24,7 +24,7 @@ from test_frames_strict import JPEG_DAMAGE  # this folder's: one damaged JPEG pe
 
 from memix.config import DatasetParams
 from memix.datasets import ingest
-from memix.datasets.schema import CLIP_COLUMNS
+from memix.datasets.schema import APEX_COLUMNS, CLIP_COLUMNS
 
 # Written out here, not imported from memix.synth.sheet: the adapter must read CASME II's real header, and a
 # shared constant would let a wrong header in the generator and in the reader agree with each other.
@@ -154,7 +154,7 @@ def test_casme2_index_row_by_row(casme_root: Path, tmp_path: Path) -> None:
     df = ingest.run(_params(casme_root), out)
     written = pd.read_parquet(out / "clips.parquet")
     pd.testing.assert_frame_equal(written, df, check_dtype=False)
-    assert list(written.columns) == list(CLIP_COLUMNS)
+    assert list(written.columns) == list(CLIP_COLUMNS) + list(APEX_COLUMNS)
     expected = [
         _row(
             "sub01",
@@ -199,7 +199,10 @@ def test_casme2_index_row_by_row(casme_root: Path, tmp_path: Path) -> None:
             "sub02", "EP03_02", 5, 6, 7, 3, "disgust", "disgust", 2, "R12", "02/EP03_02", "reg_img5.jpg", "reg_img6.jpg"
         ),
     ]
-    assert written.to_dict("records") == expected
+    assert written[list(CLIP_COLUMNS)].to_dict("records") == expected
+    # the sheet's apex as written ("/" is none) and how each apex was chosen: the two impossible ones patched
+    assert [None if pd.isna(v) else v for v in written["apex_annotated"]] == [10, None, 10, 50, 6]
+    assert written["apex_source"].tolist() == ["annotated", "patched", "annotated", "patched", "annotated"]
     for rec in expected:  # every path in the index points at a real frame under the root
         assert (casme_root / rec["onset_path"]).is_file() and (casme_root / rec["apex_path"]).is_file()
 
@@ -431,7 +434,7 @@ def samm_root(tmp_path: Path) -> Path:
 
 def test_samm_five_class_row_by_row(samm_root: Path, tmp_path: Path) -> None:
     df = ingest.run(DatasetParams(name="samm", root=str(samm_root)), tmp_path / "out")
-    rows = pd.read_parquet(tmp_path / "out" / "clips.parquet").to_dict("records")
+    rows = pd.read_parquet(tmp_path / "out" / "clips.parquet")[list(CLIP_COLUMNS)].to_dict("records")
 
     def samm(
         subject: str,

@@ -209,3 +209,31 @@ def test_control_characters_in_a_model_files_class_names_are_escaped(
     assert main([*base, "--clips", str(folder), "--out", str(tmp_path / "p.csv")]) == 0
     header = (tmp_path / "p.csv").read_text().splitlines()[0]
     assert "\x1b" not in header and "prob_\\x1b[2J\\x1b[31mhappiness" in header
+
+
+def test_a_dataset_with_spotted_apexes_is_scored_on_the_apex_the_faces_stage_spots(fitted: Fitted,
+                                                                                   tmp_path: Path) -> None:
+    """dataset.apex: spotted: predict --dataset spots each clip's apex as the faces stage does (not the middle frame
+    the clip index holds until then), so its tensors are the spotted flow set's, bit for bit."""
+    from memix.datasets import ingest
+    from memix.io import flowset, shards
+    from memix.preprocess import faces, flow
+
+    spotted = fitted.params.dataset.model_copy(update={"apex": "spotted"})
+    ingest.run(spotted, tmp_path / "interim")
+    faces.run(fitted.params.faces, tmp_path / "interim" / "clips.parquet", fitted.dataset_root, fitted.face_model,
+              tmp_path / "faces", apex="spotted", on_bad_apex=spotted.on_bad_apex)
+    flow.run(fitted.params.flow, tmp_path / "faces", tmp_path / "flow", tmp_path / "montage.png")
+    data = flowset.read(tmp_path / "flow")
+    placeholder = pd.read_parquet(tmp_path / "interim" / "clips.parquet").set_index("clip_id")["apex"]
+    used = shards.load_index(tmp_path / "faces").set_index("clip_id")["apex"]
+    clips = {c.name: c for c in predict.clips_in_dataset(spotted)}
+    assert all(clips[c].spot_among for c in data.index["clip_id"])  # every clip spotted among onset..offset
+    moved = [c for c in data.index["clip_id"] if used[c] != placeholder[c]]  # not the middle frame
+    assert len(moved) >= 3
+    with predict.Predictor(modelfile.load(fitted.model_path), fitted.face_model) as predictor:
+        for name in moved[:3]:
+            row = data.index["clip_id"].tolist().index(name)
+            tensor, onset = predictor.flow_of(clips[name])
+            assert np.array_equal(tensor, data.flow[row]), name
+            assert np.array_equal(onset, data.onset[row]), name
