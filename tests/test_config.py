@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -368,11 +369,14 @@ def test_a_run_reads_only_its_own_recipe_methods_and_the_train_keys_it_leaves(tm
         "mixing.cutmix": inputs(mixing={"cutmix": {"alpha": 0.5}}),  # no run's method
         "model": inputs(model={"depth": 3}),                 # the top-level model: no run's
         "compare.seeds": inputs(compare={"seeds": [0]}),
+        "eval.rules": inputs(eval={"rules": ["last"]}),
+        "eval.keyframe_noise": inputs(eval={"keyframe_noise": [2], "keyframe_noise_seed": 4}),  # train stage's only
     }
     moved = {key: sorted(r for r in ("s", "v") if after[r] != before[r]) for key, after in changed.items()}
     assert moved == {
         "train.epochs": ["v"], "train.lr": ["v"], "train.batch_size": ["s", "v"], "mixing.memix": ["v"],
         "mixing.mixup": ["s"], "mixing.cutmix": [], "model": [], "compare.seeds": ["s", "v"],
+        "eval.rules": ["s", "v"], "eval.keyframe_noise": [],
     }
 
 
@@ -393,3 +397,16 @@ def test_region_networks_are_refused_augmentation_and_causalnet_a_flow_without_i
     with pytest.raises(ParamsError, match="cross_heads 8"):
         parse_params({**base, "model": {"name": "causalnet", "options": {"dim": 12}}, "train": {"augment": off},
                       "flow": {"pairs": ["onset_apex", "apex_offset"]}})
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("[0]", "eval.keyframe_noise: Value error, levels are shifts of at least one frame (> 0), got [0]"),
+    ("[2, -1]", "got [-1]"),
+    ("[2, 2]", "levels must not repeat"),
+    ("3", "must be a list, e.g. [3]"),
+    ("[true]", "an item is a bool"),
+])
+def test_keyframe_noise_levels_are_positive_unique_frame_counts(tmp_path: Path, value: str, expected: str) -> None:
+    with pytest.raises(ParamsError, match=re.escape(expected)):
+        load_params(_write(tmp_path, f"eval: {{keyframe_noise: {value}}}\n"))
+    assert load_params(_write(tmp_path, "eval: {keyframe_noise: [5, 2]}\n")).eval.keyframe_noise == [5, 2]

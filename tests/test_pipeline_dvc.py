@@ -74,6 +74,28 @@ def test_flow_param_reruns_flow_and_everything_after(restore: Path) -> None:
     })
 
 
+def test_keyframe_noise_levels_rerun_their_sets_training_evaluation_and_tables_only(restore: Path) -> None:
+    """A level adds its noise set (keyframe_noise@<n>); every method retrains (its units score the set after their
+    last epoch); faces, flow, the fit and the architecture runs stay. Taking it out again removes its set, even
+    where DVC restores the level list from its run cache (here: the build ran `keyframe_noise: []`), so the train
+    stage's folder dependency holds the configured sets only (what a clone pulls)."""
+    set_param(restore, "eval.keyframe_noise", [1])
+    assert_reran(dvc(restore, "repro"), {
+        "keyframe_noise_levels", "keyframe_noise@1", "train@none", "train@memix", "evaluate@none", "evaluate@memix",
+        "compare", "models_table",  # models_table depends on all of eval (its output keeps its bytes)
+    })
+    assert "UF1 at ±1 frame |" in (restore / "reports" / "mixup_table.md").read_text()
+    assert ran(dvc(restore, "repro")) == set()
+    set_param(restore, "eval.keyframe_noise", [])
+    assert_reran(dvc(restore, "repro"), {
+        "keyframe_noise_levels", "train@none", "train@memix", "evaluate@none", "evaluate@memix", "compare",
+        "models_table",
+    })
+    assert sorted(p.name for p in (restore / "data/processed/keyframe_noise").iterdir() if p.name != ".gitignore") \
+        == ["levels.json"]
+    assert dvc(restore, "status").strip().endswith("Data and pipelines are up to date.")
+
+
 def test_a_methods_code_change_reruns_only_that_methods_stages(project: Path) -> None:
     """A code change reruns the ``code`` stage, then only the stages whose code listing changed: here the training
     and fit of the method whose module changed (their outputs keep their bytes, so nothing after them reruns)."""

@@ -91,6 +91,11 @@ class Params(Section):
         return self
 
 
+ARCH_IGNORES = ("keyframe_noise", "keyframe_noise_seed")
+"""``eval`` keys an architecture run does not read: key-frame noise is scored by the train stage's runs only (an
+architecture run is evaluated on the unshifted test clips), so changing it leaves every ``arch@<run>`` up to date."""
+
+
 def arch_run_params(params: Params, name: str) -> Params:
     """The params run ``name`` of ``architectures.runs`` trains with: its model, the top-level ``train`` with its
     recipe on top (device, threads and workers stay the machine's), everything else as the file says."""
@@ -114,7 +119,7 @@ def arch_run_inputs(params: Params, name: str) -> dict[str, Any]:
         "train": run_params.train.model_dump(mode="json"),
         "methods": list(run.methods),
         "mixing": {m: getattr(params.mixing, m).model_dump(mode="json", by_alias=True) for m in run.methods},
-        "eval": params.eval.model_dump(mode="json"),
+        "eval": params.eval.model_dump(mode="json", exclude=set(ARCH_IGNORES)),
         "seeds": list(params.compare.seeds),
     }
 

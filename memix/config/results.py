@@ -14,9 +14,33 @@ from memix.config.training import MIXING_METHODS
 class EvalParams(Section):
     """Which epoch-selection rules each method's evaluation reports (``oracle`` = test-set selection; ``release`` =
     the network's own release's selection, which for the mixing table's ViT is the oracle; every architecture run
-    adds it)."""
+    adds it), and the key-frame noise levels its last-epoch models are also scored at (train stage runs only)."""
 
     rules: list[Literal["last", "oracle", "release"]] = ["last", "oracle"]
+    keyframe_noise: list[int] = Field(
+        [], description="key-frame noise levels: each n > 0 also scores every LOSO unit's last-epoch model on its "
+        "test clips with onset and apex each shifted by a seeded draw in [-n, n] frames (CausalNet's robustness "
+        "question); empty = none. One keyframe_noise@<n> stage each (memix.preprocess.keyframe_noise)"
+    )
+    keyframe_noise_seed: int = Field(0, ge=0, description="seed of the key-frame shifts (with the level and clip id)")
+
+    @field_validator("keyframe_noise", mode="before")
+    @classmethod
+    def _levels_a_list(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            raise ValueError(f"must be a list, e.g. [{value}]: dvc.yaml's keyframe_noise stages loop over it")
+        return value
+
+    @field_validator("keyframe_noise")
+    @classmethod
+    def _levels_positive_unique(cls, value: list[int]) -> list[int]:
+        bad = [n for n in value if n <= 0]
+        if bad:
+            raise ValueError(f"levels are shifts of at least one frame (> 0), got {bad}; the unshifted test set "
+                             "(level 0) is always scored")
+        if len(set(value)) != len(value):
+            raise ValueError(f"levels must not repeat, got {value}")
+        return value
 
 
 class CompareParams(Section):

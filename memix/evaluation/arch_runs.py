@@ -49,7 +49,9 @@ def run(params: Params, name: str, flow_dir: Path, out_dir: Path) -> dict[str, A
     net = release_rules.network(run_params.model.model_dump(mode="json"))
     release_rules.release_rule(net)  # a network without a recorded release rule fails here, before training
     rules = list(dict.fromkeys([*run_params.eval.rules, "release"]))
-    eval_params = run_params.eval.model_copy(update={"rules": rules})
+    # key-frame noise is the train stage's (an architecture run scores the unshifted test clips only: its stage does
+    # not depend on eval.keyframe_noise, see memix.config.loading.ARCH_IGNORES)
+    eval_params = run_params.eval.model_copy(update={"rules": rules, "keyframe_noise": []})
     out_dir = Path(out_dir)
     data = read_data(run_params, flow_dir)
     for method in methods:

@@ -11,7 +11,9 @@ Five files, so that DVC has little to check on a no-op:
 
 - ``metrics.json``: per seed and selection Acc, UF1, UAR, per class (and per source dataset when the
   predictions come from several); the mean ± std over seeds per rule; the seed-mean training curves; with the
-  ``release`` rule, the network and its release's rule record.
+  ``release`` rule, the network and its release's rule record; with ``eval.keyframe_noise`` levels, per level (0 =
+  the unshifted test clips) each seed's Acc, UF1, UAR of the last-epoch models and their mean ± std
+  (:mod:`memix.evaluation.keyframe_noise`).
 - ``per_subject.csv``: seed, selection, dataset, subject, n, accuracy, uf1, uar.
 - ``selected.parquet``: the chosen rows (seed, selection, clip_id, subject, dataset, true, pred), which is
   all the comparison's bootstrap needs.
@@ -29,7 +31,7 @@ import pandas as pd
 
 from memix import plots
 from memix.config import EvalParams, method_title
-from memix.evaluation import metrics, release_rules, selection, stats
+from memix.evaluation import keyframe_noise, metrics, release_rules, selection, stats
 from memix.io import atomic
 from memix.io.checks import check_probabilities
 
@@ -246,6 +248,12 @@ def run(
         col: [None if pd.isna(v) else float(v) for v in curves[col]] if col != "epoch" else curves[col].tolist()
         for col in curves.columns
     }
+    if params.keyframe_noise:  # only then: with no level, metrics.json keeps its bytes
+        levels = list(params.keyframe_noise)
+        path = train_dir / keyframe_noise.FILE
+        noise = keyframe_noise.read(path, levels, k)
+        content["keyframe_noise"] = keyframe_noise.section(
+            selection.select_last(preds), noise, k, levels, params.keyframe_noise_seed, path)
     title = method_title(method)
     conf_rows, panels = _confusion_panels(selected, rules, title, names, k, content.get("network"))
 

@@ -4,7 +4,9 @@ paired bootstrap intervals, provenance, and the files DVC shows.
 Reads each method's ``reports/eval/<m>/`` (``metrics.json``, ``selected.parquet``) and writes into ``reports/``:
 
 - ``mixup_table.md`` / ``.json`` / ``.png``: the table, two rules never mixed (the honest ``last`` rule and the
-  ``oracle`` rule, per subject the best epoch chosen on the test subject, as published numbers were);
+  ``oracle`` rule, per subject the best epoch chosen on the test subject, as published numbers were); with
+  ``eval.keyframe_noise`` levels the last-epoch table also has a "UF1 at ±n frames" column per level (the same
+  models on test clips with shifted onset and apex; :mod:`~memix.evaluation.keyframe_noise`);
 - ``summary.json``: a flat DVC metric, per method the seed mean of Acc, UF1 and UAR under each rule, rounded,
   so ``dvc exp show`` and ``dvc metrics diff`` give one short row per experiment;
 - ``curves.csv``: per method and epoch the seed mean of its training curves (long format, one ``method``
@@ -28,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from memix.config import Params, method_title
+from memix.evaluation import keyframe_noise
 from memix.evaluation.comparison import MethodEval, compare, load
 from memix.evaluation.provenance import provenance
 from memix.evaluation.table_render import render_markdown, render_png, summary, to_json
@@ -61,15 +64,17 @@ def run(params: Params, eval_root: Path, out_dir: Path, ingest_report: Path | No
     base = evals[cp.baseline]
     prov = provenance(params, base, ingest_report)
     train_acc = {m: ev.last_train_accuracy() for m, ev in evals.items()}
-    content = to_json(table, params, base, prov, train_acc)
+    levels = list(params.eval.keyframe_noise)
+    noise = {m: keyframe_noise.spreads(ev.content, levels, ev.path) for m, ev in evals.items()} if levels else {}
+    content = to_json(table, params, base, prov, train_acc, noise)
     curves = curves_table(evals)
     out_dir = Path(out_dir)
     # all or none: a failure while writing one (a full disk) renames none of them into place
     with atomic.atomic_paths(*(out_dir / name for name in OUTPUT_FILES)) as (md, js, png, summ, csv):
-        atomic.write_text(md, render_markdown(table, params, base, prov, train_acc))
+        atomic.write_text(md, render_markdown(table, params, base, prov, train_acc, noise))
         atomic.write_json(js, content)
         render_png(table, cp.baseline, png)
-        atomic.write_text(summ, json.dumps(summary(table), indent=2) + "\n")
+        atomic.write_text(summ, json.dumps(summary(table, noise), indent=2) + "\n")
         atomic.write_text(csv, curves.to_csv(index=False, lineterminator="\n", float_format="%.6g"))
     return content
 

@@ -46,9 +46,23 @@ TRAIN_ACC_NOTE = (
 )
 
 
+NoiseSpreads = dict[str, dict[int, dict[str, stats.Spread]]]
+"""method -> key-frame noise level (0 = unshifted) -> metric -> spread over seeds; empty without levels."""
+
+NOISE_NOTE = (
+    "UF1 at ±n frames: the same last-epoch models on the test clips with onset and apex each moved by a seeded draw "
+    "in [-n, n] frames (`eval.keyframe_noise`; clamped to the clip's frames, apex after onset), mean ± sd over seeds."
+)
+
+
+def noise_header(level: int) -> str:
+    """A key-frame noise column's title."""
+    return f"UF1 at ±{level} frame{'s' if level != 1 else ''}"
+
+
 def to_json(
     table: dict[str, dict[str, Row]], params: Params, base: MethodEval, prov: dict[str, Any],
-    train_acc: dict[str, float | None],
+    train_acc: dict[str, float | None], noise: NoiseSpreads | None = None,
 ) -> dict:
     cp = params.compare
     content = base.content
@@ -94,12 +108,26 @@ def to_json(
                     for ds, spreads in row.per_dataset.items()
                 }
             out[rule][method] = entry
+    if noise:
+        out["keyframe_noise"] = {
+            "note": NOISE_NOTE,
+            "levels": sorted(next(iter(noise.values()))),
+            "seed": params.eval.keyframe_noise_seed,
+            "methods": {
+                method: [
+                    {"level": level, **{m: {"mean": s.mean, "std": s.std, "per_seed": list(s.values)}
+                                        for m, s in spreads.items()}}
+                    for level, spreads in sorted(by_level.items())
+                ]
+                for method, by_level in noise.items()
+            },
+        }
     return out
 
 
-def summary(table: dict[str, dict[str, Row]]) -> dict[str, float]:
+def summary(table: dict[str, dict[str, Row]], noise: NoiseSpreads | None = None) -> dict[str, float]:
     """``<method>.<acc|uf1|uar>`` (last rule) and ``<method>.<metric>_<rule>`` (oracle, release): seed means rounded
-    to 4 digits."""
+    to 4 digits; with key-frame noise, ``<method>.uf1_kf<n>`` per level n."""
     out: dict[str, float] = {}
     methods = next(iter(table.values()))
     for method in methods:
@@ -107,6 +135,9 @@ def summary(table: dict[str, dict[str, Row]]) -> dict[str, float]:
             for m in metrics.METRICS:
                 key = f"{method}.{SHORT[m]}" + ("" if rule == "last" else f"_{rule}")
                 out[key] = round(table[rule][method].spread[m].mean, 4)
+        for level, spreads in sorted((noise or {}).get(method, {}).items()):
+            if level:
+                out[f"{method}.uf1_kf{level}"] = round(spreads["uf1"].mean, 4)
     return out
 
 
@@ -121,7 +152,8 @@ def _title(method: str, baseline: str) -> str:
 
 
 def render_markdown(
-    table: dict[str, dict[str, Row]], params: Params, base: MethodEval, prov: dict, train_acc: dict[str, float | None]
+    table: dict[str, dict[str, Row]], params: Params, base: MethodEval, prov: dict, train_acc: dict[str, float | None],
+    noise: NoiseSpreads | None = None,
 ) -> str:
     cp = params.compare
     content = base.content
@@ -150,6 +182,7 @@ def render_markdown(
         "recomputing the seed mean of the pooled metric for both methods. A **bold** Δ is significant: its interval",
         "excludes 0. The per-seed Δ compare each method with the baseline trained with the same seed.",
     ]
+    levels = sorted(n for n in next(iter(noise.values())) if n) if noise else []
     for rule, rows in table.items():
         lines += ["", f"## {RULE_TITLES[rule]}", "", f"_{selection.RULES[rule]}._", ""]
         if rule != "last":
@@ -158,9 +191,13 @@ def render_markdown(
         with_train = rule == "last"  # the training accuracy does not depend on the selection rule: shown once
         if with_train:
             lines[-1:-1] = ["", TRAIN_ACC_NOTE]
+        with_noise = rule == "last" and bool(levels)  # the noise sets are scored by the last epoch's models
+        if with_noise:
+            lines[-1:-1] = ["", NOISE_NOTE]
         header = ["method", "Train acc (%)"] if with_train else ["method"]
         for m in metrics.METRICS:
             header += [LABELS[m], f"Δ{LABELS[m].split()[0]} [95 % CI]"]
+        header += [noise_header(n) for n in levels] if with_noise else []
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for method, row in rows.items():
             cells = [_title(method, cp.baseline)]
@@ -176,6 +213,10 @@ def render_markdown(
                     cells.append(f"**{text}**" if iv.significant else text)
                 else:
                     cells.append("—")
+            if with_noise:
+                spreads = noise[method]  # type: ignore[index]
+                cells += [f"{_num(spreads[n]['uf1'].mean, 'uf1')} ± {_num(spreads[n]['uf1'].std, 'uf1')}"
+                          for n in levels]
             lines.append("| " + " | ".join(cells) + " |")
         lines += ["", f"Per-seed Δ to the baseline (seeds {seeds}):", ""]
         lines += ["| method | " + " | ".join(f"Δ{LABELS[m].split()[0]}" for m in metrics.METRICS) + " |",
@@ -196,6 +237,14 @@ def render_markdown(
                 lines.append(f"| {_title(method, cp.baseline)} | " + " | ".join(cells) + " |")
             lines += ["", "n: " + "; ".join(
                 f"{ds} {c.get('n_clips')} clips, {c.get('n_subjects')} subjects" for ds, c in counts.items()) + "."]
+    if levels and "last" not in table:  # no last-epoch table to add the columns to (eval.rules without last)
+        lines += ["", "## Key-frame noise (each fold's last epoch)", "", NOISE_NOTE, "",
+                  "| method | UF1 | " + " | ".join(noise_header(n) for n in levels) + " |",
+                  "|---|---|" + "---|" * len(levels)]
+        for method, spreads in noise.items():  # type: ignore[union-attr]
+            cells = [f"{_num(spreads[n]['uf1'].mean, 'uf1')} ± {_num(spreads[n]['uf1'].std, 'uf1')}"
+                     for n in (0, *levels)]
+            lines.append(f"| {_title(method, cp.baseline)} | " + " | ".join(cells) + " |")
     lines += [
         "",
         "## Published reference (CASME II, 5 classes, ViT-B/16, ORACLE selection only)",

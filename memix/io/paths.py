@@ -13,6 +13,8 @@ CLIPS = INTERIM / "clips.parquet"
 FACES = Path("data/processed/faces")
 FLOW = Path("data/processed/flow")
 FLOW_MONTAGE = Path("reports/flow_montage.png")
+KEYFRAME_NOISE = Path("data/processed/keyframe_noise")  # <n>/: the flow set at key-frame noise level n; levels.json
+KEYFRAME_NOISE_LEVELS = KEYFRAME_NOISE / "levels.json"
 TRAIN = Path("data/train")
 EVAL = Path("reports/eval")
 COMPARE = Path("reports")
@@ -32,6 +34,11 @@ def train_dir(method: str) -> Path:
 def transfer_dir(protocol: str, method: str) -> Path:
     """One method's runs under a cross-dataset protocol (every seed): the train stage's outputs, same files."""
     return TRANSFER / protocol / method
+
+
+def keyframe_noise_dir(level: int) -> Path:
+    """The flow set of key-frame noise level ``level`` (onset and apex shifted by up to ``level`` frames)."""
+    return KEYFRAME_NOISE / str(int(level))
 
 
 def eval_dir(method: str) -> Path:

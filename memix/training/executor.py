@@ -45,6 +45,7 @@ class GroupJob:
     flow_dir: str
     ckpt_dir: str
     fingerprint: str
+    noise_dirs: tuple[tuple[int, str], ...] = ()  # (level, folder) of each key-frame noise set, scored at the end
 
     def ckpt_path(self, group: Sequence[Unit]) -> Path:
         first = group[0]
@@ -186,14 +187,20 @@ def _train_reporting(job: GroupJob, group: Sequence[Unit], device: str, position
 
 def _train(job: GroupJob, group: Sequence[Unit], device: str, progress: ProgressFn | None = None) -> list[UnitResult]:
     params = Params.model_validate(job.params)
-    key = (job.flow_dir, input_kind(params.model.name))
-    if key not in _FLOWS:  # a worker process opens the flow set once per input kind, whatever it trains
-        _FLOWS[key] = read_data(params, job.flow_dir)
+    noise = {level: _opened(params, folder) for level, folder in job.noise_dirs}
     dev = torch.device(device)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
-    return train_group(params, job.method, group, _FLOWS[key], dev, job.ckpt_path(group), job.fingerprint,
-                       progress)
+    return train_group(params, job.method, group, _opened(params, job.flow_dir), dev, job.ckpt_path(group),
+                       job.fingerprint, progress, noise)
+
+
+def _opened(params: Params, folder: str) -> flowset.FlowSet:
+    """A flow set as the model reads it; a worker process opens each once per input kind, whatever it trains."""
+    key = (folder, input_kind(params.model.name))
+    if key not in _FLOWS:
+        _FLOWS[key] = read_data(params, folder)
+    return _FLOWS[key]
 
 
 def _worker_init(params: dict[str, Any], messages: Any, parent_pid: int) -> None:

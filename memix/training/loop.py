@@ -12,6 +12,9 @@ Why it looks the way it does:
   the CPU seeded from (seed, fold), so a seed gives the same bytes every time and drawing never waits for a GPU.
 - Nothing of the test subject reaches normalisation (training rows' statistics), training or any choice made
   here: every evaluated epoch's test probabilities are returned and epoch selection happens in evaluation.
+- After the last epoch each unit's test clips are scored again in every key-frame noise set (``eval.keyframe_noise``:
+  the same clips with shifted onset and apex, :mod:`memix.preprocess.keyframe_noise`), with the same model, the
+  fold's normalisation and the same forward; nothing of that reaches training.
 - ``group.pt`` in the checkpoint folder holds the group's weights, optimizer and generator states at most every
   ``CHECKPOINT_SECONDS``, so a killed run resumes to the same bytes.
 
@@ -26,11 +29,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from memix import mixing, models
@@ -38,7 +40,14 @@ from memix.io.flowset import FlowSet
 from memix.mixing.base import upload
 from memix.training import checkpoint, divergence
 from memix.training.folds import fold_stats
-from memix.training.heldout import EVAL_BATCH, HISTORY_KEYS, HeldOutEvaluation, empty_history
+from memix.training.heldout import (
+    EVAL_BATCH,
+    HISTORY_KEYS,
+    HeldOutEvaluation,
+    device_faces,
+    device_flow,
+    empty_history,
+)
 from memix.training.optim import GroupedAdam
 from memix.training.schedule import epoch_lr
 from memix.training.step_core import StepCore, soft_cross_entropy
@@ -79,6 +88,7 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
     def __init__(
         self, params: Params, method: str, units: Sequence[Unit], data: FlowSet, device: torch.device,
         ckpt_path: Path | None = None, fingerprint: str = "", progress: ProgressFn | None = None,
+        noise: Mapping[int, FlowSet] | None = None,
     ) -> None:
         if not units:
             raise ValueError("a group needs at least one unit")
@@ -87,12 +97,9 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
         tp = params.train
         self.epochs = tp.epochs
         self.face_stream = params.model.face_stream
-        self.flow = torch.from_numpy(np.array(data.flow, dtype=np.float32)).to(device)  # the flow set, once
+        self.flow = device_flow(data, device)  # the flow set, once
         self.labels = torch.tensor(data.labels, dtype=torch.int64, device=device)
-        self.faces = None
-        if self.face_stream:
-            onset = torch.from_numpy(np.array(data.onset)).to(device)
-            self.faces = (onset.to(torch.float32) / 255.0).unsqueeze(1)
+        self.faces = device_faces(data, device) if self.face_stream else None
         k = data.num_classes
         self.states: list[UnitState] = []
         built = []
@@ -132,6 +139,8 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
             raise ValueError("units of one group must all have test clips or all have none")
         self.pred_epochs: list[int] = []
         self.probs: list[list[torch.Tensor]] = [[] for _ in self.units]
+        self.noise = dict(sorted((noise or {}).items())) if self.has_test else {}  # scored after the last epoch
+        self.noise_probs: list[dict[int, torch.Tensor]] = [{} for _ in self.units]
         self.start_epoch = 0
 
     def _unit_state(
@@ -207,6 +216,8 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
             divergence.check_epoch(self.method, self.units, self.history, epoch, tp.on_divergence)  # no extra sync
             tested = self.has_test and ((epoch + 1) % tp.eval_every == 0 or epoch + 1 == self.epochs)
             correct = self._test(epoch) if tested else [None] * len(self.units)
+            if tested and epoch + 1 == self.epochs and self.noise:
+                self._test_noise()  # the last epoch's model: the rows `last` reports, with shifted key frames
             if self.progress is not None:
                 self.progress(epoch + 1, [
                     {"loss": float(h["loss"][epoch]), "train_acc": float(h["train_acc"][epoch]),
@@ -223,8 +234,8 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
         none = torch.zeros((0, 0, self.model.num_classes))
         return [
             UnitResult(s.unit.seed, s.unit.fold.index, s.unit.fold.subject, h,
-                       torch.tensor(self.pred_epochs, dtype=torch.int64), torch.stack(p) if p else none)
-            for s, h, p in zip(self.states, self.history, self.probs, strict=True)
+                       torch.tensor(self.pred_epochs, dtype=torch.int64), torch.stack(p) if p else none, dict(q))
+            for s, h, p, q in zip(self.states, self.history, self.probs, self.noise_probs, strict=True)
         ]
 
     def _epoch(self, epoch: int) -> None:
@@ -255,14 +266,16 @@ class GroupTrainer(StepPreparation, StepCore, HeldOutEvaluation):
 def train_group(
     params: Params, method: str, units: Sequence[Unit], data: FlowSet, device: torch.device,
     ckpt_path: Path | None = None, fingerprint: str = "", progress: ProgressFn | None = None,
+    noise: Mapping[int, FlowSet] | None = None,
 ) -> list[UnitResult]:
-    """Train ``units`` together (see :class:`GroupTrainer`) and return their results in order.
+    """Train ``units`` together (see :class:`GroupTrainer`) and return their results in order; ``noise`` (level ->
+    key-frame noise set, the flow set's clips in its order) is scored after the last epoch.
 
     A group that runs out of device memory is split in two halves trained one after the other (again, down to
     single units), with a warning: a unit's result does not depend on its group, so only the time changes.
     """
     try:
-        return GroupTrainer(params, method, units, data, device, ckpt_path, fingerprint, progress).run()
+        return GroupTrainer(params, method, units, data, device, ckpt_path, fingerprint, progress, noise).run()
     except torch.OutOfMemoryError:
         if len(units) == 1:
             raise
@@ -285,5 +298,5 @@ def train_group(
     results = []
     for i, (part, report) in enumerate(zip(parts, (first, second), strict=True)):
         path = None if ckpt_path is None else ckpt_path.with_name(f"{ckpt_path.stem}-part{i}{ckpt_path.suffix}")
-        results += train_group(params, method, part, data, device, path, fingerprint, report)
+        results += train_group(params, method, part, data, device, path, fingerprint, report, noise)
     return results

@@ -6,12 +6,16 @@ Files in the run folder (``data/train/<method>/``):
 - ``history.parquet``: seed, fold, subject, epoch, train_loss, train_accuracy, test_accuracy (per fold);
 - ``curves.csv``: seed, epoch, mean training loss/accuracy over folds and the POOLED test accuracy over folds
   (what the ``last`` rule would report had training stopped at that epoch);
+- ``keyframe_noise.parquet`` (the train stage's runs): seed, clip_id, subject, dataset, fold, level, true, pred,
+  prob_<k>: per key-frame noise level (``eval.keyframe_noise``) each unit's last-epoch model on its test clips with
+  shifted onset and apex; no rows (the same columns) when no level is configured. Level 0 is not repeated here: it
+  is ``predictions.parquet``'s last epoch;
 - ``live/seed<N>/``: one DVCLive run per seed with those pooled curves. During training it is written step by
   step as every fold of a seed finishes an epoch (so ``dvc exp show`` and DVC Studio can follow a run; where an
   earlier run's outputs are still there, into ``checkpoints/live/`` instead, so that set stays whole); when the
   run completes it is rewritten from the full histories, so its bytes do not depend on interruptions.
 
-The four are built in temp folders and swapped in together (:func:`memix.io.atomic.atomic_paths`): a failure
+They are built in temp folders and swapped in together (:func:`memix.io.atomic.atomic_paths`): a failure
 leaves the earlier set whole, never new predictions beside old curves.
 """
 
@@ -58,6 +62,40 @@ def unit_predictions(data: FlowSet, result: UnitResult, test_rows: np.ndarray, n
     return pd.concat([frame, prob_cols], axis=1)
 
 
+NOISE_KEYS = ["seed", "clip_id", "subject", "dataset", "fold", "level", "true", "pred"]
+"""keyframe_noise.parquet's columns before ``prob_<k>``."""
+
+
+def noise_predictions(
+    data: FlowSet, results: Sequence[UnitResult], test_rows: dict[int, np.ndarray], levels: Sequence[int]
+) -> pd.DataFrame:
+    """keyframe_noise.parquet: per unit and level its test clips' last-epoch prediction; sorted by seed, fold,
+    level and clip; no rows (same columns, ``prob_0..prob_<K-1>``) without levels."""
+    k = data.num_classes
+    frames = []
+    for r in results:
+        missing = sorted(set(levels) - set(r.noise))
+        if missing:
+            raise ValueError(f"seed {r.seed} fold {r.fold}: no key-frame noise predictions of level(s) {missing}")
+        test = data.index.iloc[test_rows[r.fold]]
+        dataset = test["dataset"].astype(str).to_numpy() if "dataset" in test.columns else np.full(len(test), "")
+        for level in levels:
+            probs = r.noise[level].numpy().astype(np.float32)  # (n_test, K)
+            frame = pd.DataFrame({
+                "seed": np.int64(r.seed), "clip_id": test["clip_id"].astype(str).to_numpy(),
+                "subject": test["subject"].astype(str).to_numpy(), "dataset": dataset, "fold": np.int64(r.fold),
+                "level": np.int64(level), "true": test["label_id"].astype(np.int64).to_numpy(),
+                "pred": probs.argmax(-1).astype(np.int64),
+            })
+            frames.append(pd.concat([frame, pd.DataFrame(probs, columns=[f"prob_{j}" for j in range(k)])], axis=1))
+    if not frames:  # parquet's types as with rows: int64, string, float32
+        text = ("clip_id", "subject", "dataset")
+        return pd.DataFrame({c: pd.Series(dtype="string" if c in text else "int64") for c in NOISE_KEYS}
+                            | {f"prob_{j}": pd.Series(dtype=np.float32) for j in range(k)})
+    out = pd.concat(frames, ignore_index=True)
+    return out.sort_values(["seed", "fold", "level", "clip_id"], kind="stable").reset_index(drop=True)
+
+
 def history_frame(results: Sequence[UnitResult]) -> pd.DataFrame:
     rows = []
     for r in results:
@@ -80,9 +118,11 @@ def curves_frame(preds: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_outputs(
-    out_dir: Path, data: FlowSet, results: Sequence[UnitResult], seeds: Sequence[int], protocol: str = "loso"
+    out_dir: Path, data: FlowSet, results: Sequence[UnitResult], seeds: Sequence[int], protocol: str = "loso",
+    noise_levels: Sequence[int] | None = None,
 ) -> None:
-    """predictions.parquet, history.parquet, curves.csv and the DVCLive runs, each written atomically."""
+    """predictions.parquet, history.parquet, curves.csv, the DVCLive runs and (``noise_levels`` given, even empty)
+    keyframe_noise.parquet, all swapped in together."""
     from memix.training.folds import make_folds
 
     folds = {f.index: f for f in make_folds(data.index, protocol)}
@@ -92,12 +132,20 @@ def write_outputs(
     ).sort_values(["seed", "fold", "epoch", "clip_id"], kind="stable").reset_index(drop=True)
     history = history_frame(results).sort_values(["seed", "fold", "epoch"], kind="stable").reset_index(drop=True)
     curves = curves_frame(preds, history)
-    names = ("predictions.parquet", "history.parquet", "curves.csv", "live")
-    with atomic.atomic_paths(*(out_dir / n for n in names), owned=_live_folder) as (p_tmp, h_tmp, c_tmp, l_tmp):
+    names = ["predictions.parquet", "history.parquet", "curves.csv", "live"]
+    noise = None
+    if noise_levels is not None:
+        test_rows = {f.index: f.test_rows for f in folds.values()}
+        noise = noise_predictions(data, results, test_rows, sorted(noise_levels))
+        names.append("keyframe_noise.parquet")
+    with atomic.atomic_paths(*(out_dir / n for n in names), owned=_live_folder) as tmps:
+        p_tmp, h_tmp, c_tmp, l_tmp = tmps[:4]
         atomic.write_parquet(p_tmp, preds)
         atomic.write_parquet(h_tmp, history)
         c_tmp.write_bytes(curves.to_csv(index=False, float_format="%.6f", lineterminator="\n").encode("utf-8"))
         write_live(out_dir / "live", curves, seeds, into=l_tmp)
+        if noise is not None:
+            atomic.write_parquet(tmps[4], noise)
 
 
 def _live_folder(folder: Path) -> bool:

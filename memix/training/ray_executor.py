@@ -1,10 +1,11 @@
 """``train.executor: ray``: fold groups as Ray tasks, on a cluster (``RAY_ADDRESS``) or a local Ray.
 
-The flow set's arrays go into Ray's object store once (``ray.put``) and every task reads them from there, so
-workers need no shared file system; the project's ``memix`` package travels with the tasks (``py_modules``), so a
-cluster runs the code of the checkout that started the run. Each task asks for ``train.ray_gpus`` GPUs (0: a CPU
-task using ``train.threads`` threads) and trains one group with the same code as the local executor, so on a CPU
-the predictions are byte-identical to ``executor: local``. Ray is an optional extra: ``pip install 'memix[ray]'``.
+The flow set's arrays (and the key-frame noise sets') go into Ray's object store once (``ray.put``) and every task
+reads them from there, so workers need no shared file system; the project's ``memix`` package travels with the
+tasks (``py_modules``), so a cluster runs the code of the checkout that started the run. Each task asks for
+``train.ray_gpus`` GPUs (0: a CPU task using ``train.threads`` threads) and trains one group with the same code as
+the local executor, so on a CPU the predictions are byte-identical to ``executor: local``. Ray is an optional
+extra: ``pip install 'memix[ray]'``.
 
 Without ``RAY_ADDRESS`` a fresh local Ray starts (``address="local"``): Ray's own default would join whatever
 cluster ``ray start`` last started on this machine. A task is never retried by Ray (``max_retries=0``): Ray would
@@ -55,10 +56,9 @@ def run_ray(job: GroupJob, groups: Sequence[Sequence[Unit]], on_done: DoneFn) ->
         )
     refs: dict[Any, int] = {}
     try:
-        data = read_data(params, job.flow_dir)
         arrays = ray.put({
-            "index": data.index, "flow": np.asarray(data.flow), "stats": data.stats,
-            "onset": None if data.onset is None else np.asarray(data.onset),
+            **_portable(read_data(params, job.flow_dir)),
+            "noise": {level: _portable(read_data(params, folder)) for level, folder in job.noise_dirs},
         })
         gpus = params.train.ray_gpus
         task = ray.remote(num_gpus=gpus, num_cpus=max(1, params.train.threads), max_retries=0)(_train_task)
@@ -112,8 +112,19 @@ def _train_task(
     params = Params.model_validate(job.params)
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
-    data = FlowSet(path=Path(job.flow_dir), index=arrays["index"], flow=arrays["flow"], onset=arrays["onset"],
-                   stats=arrays["stats"])
+    data = _rebuilt(job.flow_dir, arrays)
+    noise = {level: _rebuilt(folder, arrays["noise"][level]) for level, folder in job.noise_dirs}
     device = torch.device("cuda" if gpu else "cpu")
-    results = train_group(params, job.method, group, data, device)
+    results = train_group(params, job.method, group, data, device, noise=noise)
     return ray.get_runtime_context().get_node_id(), [r.to_state() for r in results]
+
+
+def _portable(data: FlowSet) -> dict[str, Any]:
+    """What a task rebuilds a flow set from (the object store holds arrays, not memory maps)."""
+    return {"index": data.index, "flow": np.asarray(data.flow), "stats": data.stats,
+            "onset": None if data.onset is None else np.asarray(data.onset)}
+
+
+def _rebuilt(folder: str, arrays: dict[str, Any]) -> FlowSet:
+    return FlowSet(path=Path(folder), index=arrays["index"], flow=arrays["flow"], onset=arrays["onset"],
+                   stats=arrays["stats"])

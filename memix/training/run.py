@@ -14,6 +14,11 @@ checkpoints of another run be discarded, with a warning, rather than mixed in. T
 completes (it is not a DVC output). Ctrl-C stops the run with one line saying how many groups a rerun resumes from
 (exit status 130).
 
+Key-frame noise (the train stage: ``eval.keyframe_noise``): after its last epoch every LOSO unit also scores its test
+clips in each level's noise set (the flow set with shifted onset and apex, :mod:`memix.preprocess.keyframe_noise`),
+kept with the unit's result (so a resumed run writes the same ``keyframe_noise.parquet``; the sets' manifests are in
+the fingerprint). The architecture runs and the cross-dataset protocols score none.
+
 A unit whose loss turns NaN or infinite stops the run (``train.on_divergence: fail``, :mod:`.divergence`) or, with
 ``drop``, leaves its fold out of the outputs for every seed (so every seed still predicts the same clips), with a
 warning naming method, seed, fold and epoch.
@@ -25,6 +30,7 @@ import hashlib
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +40,7 @@ from tqdm.auto import tqdm
 
 from memix import codehash, models
 from memix.config import MIXING_METHODS, Params, dump_params
-from memix.io import flowset
+from memix.io import atomic, flowset, shards
 from memix.mixing import module_name
 from memix.models import registry
 from memix.training import checkpoint
@@ -42,13 +48,14 @@ from memix.training.divergence import diverged_epoch
 from memix.training.executor import DoneFn, GroupJob, GroupProgressFn, run_local
 from memix.training.folds import make_folds
 from memix.training.grouping import make_groups
-from memix.training.inputs import check_augment, read_data
+from memix.training.inputs import check_augment, read_data, read_noise_sets
 from memix.training.loop import Unit, UnitResult
 from memix.training.outputs import LiveLog, write_outputs
 from memix.training.sizing import fold_batch
 
-OUTPUTS = ("predictions.parquet", "history.parquet", "curves.csv", "live")
-"""What a run writes into its folder (the DVC outputs of the train stage)."""
+OUTPUTS = ("predictions.parquet", "history.parquet", "curves.csv", "live", "keyframe_noise.parquet")
+"""What a run writes into its folder (the DVC outputs of the train stage; ``keyframe_noise.parquet`` only where the
+run scores key-frame noise sets, the train stage's)."""
 
 _TITLES = {"loso": "LOSO", "holdout_database": "HDE", "leave_one_dataset_out": "LODO"}
 
@@ -61,22 +68,30 @@ def code_hash(method: str) -> str:
 
 
 def fingerprint(
-    params: Params, method: str, index: pd.DataFrame, device: torch.device, protocol: str = "loso"
+    params: Params, method: str, index: pd.DataFrame, device: torch.device, protocol: str = "loso",
+    noise: Mapping[int, flowset.FlowSet] | None = None,
 ) -> str:
-    """What a checkpoint must match to be resumed: the params this run uses, its inputs' index, the device and
-    the code (a checkpoint of older code would put that code's predictions under the new code's name)."""
+    """What a checkpoint must match to be resumed: the params this run uses, its inputs' index (and the key-frame
+    noise sets it scores: a finished unit holds their predictions), the device and the code (a checkpoint of older
+    code would put that code's predictions under the new code's name)."""
     payload = {
         "train": params.train.model_dump(mode="json"),
         "model": params.model.model_dump(mode="json"),
         "mixing": getattr(params.mixing, method).model_dump(mode="json"),
         "method": method,
         **({"protocol": protocol} if protocol != "loso" else {}),  # LOSO's checkpoints keep their fingerprints
+        **({"keyframe_noise": {str(n): _set_digest(d) for n, d in sorted(noise.items())}} if noise else {}),
         "device": device.type,
         "code": code_hash(method),
     }
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode())
     digest.update(pd.util.hash_pandas_object(_hashable(index), index=False).to_numpy().tobytes())
     return digest.hexdigest()
+
+
+def _set_digest(data: flowset.FlowSet) -> str:
+    """sha256 of a flow set's manifest, which holds the sha256 of every file of the set."""
+    return atomic.file_sha256(Path(data.path) / shards.MANIFEST)
 
 
 def _hashable(index: pd.DataFrame) -> pd.DataFrame:
@@ -94,12 +109,17 @@ def unit_path(ckpt_dir: Path, seed: int, fold: int) -> Path:
 
 def run(
     params: Params, method: str, flow_dir: Path, out_dir: Path, seeds: list[int] | None = None, resume: bool = True,
-    data: flowset.FlowSet | None = None, protocol: str = "loso",
+    data: flowset.FlowSet | None = None, protocol: str = "loso", keyframe_noise: Mapping[int, Path] | None = None,
 ) -> Path:
     """Train ``method`` for every seed (default ``compare.seeds``) on every fold of ``protocol`` (LOSO, or a
     cross-dataset protocol of :mod:`memix.training.folds`) of the flow set in ``flow_dir`` (``data``: already read
     by :func:`memix.training.inputs.read_data`); write the outputs into ``out_dir`` and return predictions.parquet's
-    path."""
+    path.
+
+    ``keyframe_noise`` (level -> the folder of its key-frame noise set, e.g. ``{}``) makes every unit score its test
+    clips in each set after its last epoch, into ``keyframe_noise.parquet`` (written even with no level, so the
+    train stage's outputs keep their shape); ``None`` (the architecture runs) scores none and writes no such file.
+    Only LOSO scores them: under a cross-dataset protocol it is skipped."""
     if method not in MIXING_METHODS:
         raise ValueError(f"unknown method {method!r}; valid: {', '.join(MIXING_METHODS)}")
     registry.check_trainable(params.model.name, method)
@@ -109,24 +129,28 @@ def run(
         data = read_data(params, flow_dir)  # checks the augmentation first
     else:
         check_augment(params)  # the caller read the data
+    if keyframe_noise is not None and protocol != "loso":
+        log.info("train %s: key-frame noise is scored under LOSO only; skipped under %s", method, protocol)
+        keyframe_noise = None
+    noise = None if keyframe_noise is None else read_noise_sets(params, data, keyframe_noise)
     device = models.resolve_device(params.train.device)
     threads = torch.get_num_threads()
     if params.train.threads:
         torch.set_num_threads(params.train.threads)
     try:
-        return _run(params, method, seeds, data, device, out_dir, resume, protocol)
+        return _run(params, method, seeds, data, device, out_dir, resume, protocol, noise)
     finally:
         torch.set_num_threads(threads)
 
 
 def _run(
     params: Params, method: str, seeds: list[int], data: flowset.FlowSet, device: torch.device, out_dir: Path,
-    resume: bool, protocol: str = "loso",
+    resume: bool, protocol: str = "loso", noise: dict[int, flowset.FlowSet] | None = None,
 ) -> Path:
     folds = make_folds(data.index, protocol)
     units = [Unit(seed, fold) for seed in seeds for fold in folds]
     groups = make_groups(units, fold_batch(params, device, len(units), data), params.train.batch_size)
-    fp = fingerprint(params, method, data.index, device, protocol)
+    fp = fingerprint(params, method, data.index, device, protocol, noise)
     ckpt_dir = out_dir / "checkpoints"
     if not resume:
         shutil.rmtree(ckpt_dir, ignore_errors=True)
@@ -145,7 +169,8 @@ def _run(
         shutil.rmtree(ckpt_dir, ignore_errors=True)
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     pending = [g for g in groups if not all((u.seed, u.fold.index) in done for u in g)]
-    job = GroupJob(dump_params(params), method, str(data.path), str(ckpt_dir), fp)
+    noise_dirs = tuple((level, str(d.path)) for level, d in sorted((noise or {}).items()))
+    job = GroupJob(dump_params(params), method, str(data.path), str(ckpt_dir), fp, noise_dirs)
 
     epochs = params.train.epochs
     # the live view goes into live/ itself only when there is no earlier output set that it would mix with
@@ -176,7 +201,7 @@ def _run(
         finally:
             live.close()
     results = _drop_diverged(method, [done[(u.seed, u.fold.index)] for u in units])
-    write_outputs(out_dir, data, results, seeds, protocol)
+    write_outputs(out_dir, data, results, seeds, protocol, None if noise is None else sorted(noise))
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return out_dir / "predictions.parquet"
 

@@ -8,7 +8,7 @@ importing the training step.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,7 +31,8 @@ class Unit:
 
 @dataclass
 class UnitResult:
-    """A finished unit: per-epoch history and the test probabilities of every evaluated epoch."""
+    """A finished unit: per-epoch history, the test probabilities of every evaluated epoch and, per key-frame noise
+    level, the last epoch's probabilities on the shifted test clips."""
 
     seed: int
     fold: int
@@ -39,15 +40,27 @@ class UnitResult:
     history: dict[str, torch.Tensor]  # HISTORY_KEYS -> (epochs,) float64, NaN where not measured
     pred_epochs: torch.Tensor  # (E,) int64, 1-based
     probs: torch.Tensor  # (E, n_test, K) float32
+    noise: dict[int, torch.Tensor] = field(default_factory=dict)  # level -> (n_test, K) float32, last epoch
 
     def to_state(self) -> dict[str, Any]:
-        return {"seed": self.seed, "fold": self.fold, "subject": self.subject, "history": self.history,
-                "pred_epochs": self.pred_epochs, "probs": self.probs}
+        """Tensors, numbers and strings only (a checkpoint loads with ``weights_only``); the noise levels as a
+        tensor beside their stacked probabilities, and left out when there are none."""
+        state = {"seed": self.seed, "fold": self.fold, "subject": self.subject, "history": self.history,
+                 "pred_epochs": self.pred_epochs, "probs": self.probs}
+        if self.noise:
+            levels = sorted(self.noise)
+            state["noise_levels"] = torch.tensor(levels, dtype=torch.int64)
+            state["noise_probs"] = torch.stack([self.noise[n] for n in levels])
+        return state
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> UnitResult:
+        levels = state.get("noise_levels")
+        noise = {} if levels is None else {
+            int(n): p for n, p in zip(levels.tolist(), state["noise_probs"].unbind(0), strict=True)
+        }
         return cls(int(state["seed"]), int(state["fold"]), str(state["subject"]), dict(state["history"]),
-                   state["pred_epochs"], state["probs"])
+                   state["pred_epochs"], state["probs"], noise)
 
 
 ProgressFn = Callable[[int, list[dict[str, float]]], None]

@@ -23,10 +23,11 @@ def _params(executor: str):
 
 def test_a_loso_run_through_ray_gives_the_local_bytes(tmp_path: Path) -> None:
     flow_dir = make_flow_set(tmp_path / "flow")
-    local = run.run(_params("local"), "memix", flow_dir, tmp_path / "local")
-    through_ray = run.run(_params("ray"), "memix", flow_dir, tmp_path / "ray")
+    noise = {2: make_flow_set(tmp_path / "2", seed=5)}  # a key-frame noise set travels through the object store too
+    local = run.run(_params("local"), "memix", flow_dir, tmp_path / "local", keyframe_noise=noise)
+    through_ray = run.run(_params("ray"), "memix", flow_dir, tmp_path / "ray", keyframe_noise=noise)
     assert through_ray.read_bytes() == local.read_bytes()
-    for name in ("history.parquet", "curves.csv"):
+    for name in ("history.parquet", "curves.csv", "keyframe_noise.parquet"):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     assert not ray.is_initialized()  # the run shut down the Ray it started
 
