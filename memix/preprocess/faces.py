@@ -1,15 +1,17 @@
 """Stage ``faces``: find the face on each clip's onset frame, align it, and crop onset and apex alike.
 
 MediaPipe's FaceLandmarker gives the 478-point mesh on the onset frame; the eye centres fix a similarity
-transform (``memix.preprocess.align``) onto a ``size`` px square, greyscale uint8 crop. The SAME 2x3 affine is applied
-to the apex frame (and, with ``all_frames``, to every frame onset..offset), so head pose jitter between
-detections never shows up as motion in the flow. The apex frame must show a face too (a blank or damaged apex
-would give a flow of nothing under the clip's label); ``on_missing`` decides for either frame.
+transform (``memix.preprocess.align``, through :mod:`memix.preprocess.clip_align`) onto a ``size`` px square,
+greyscale uint8 crop. The SAME 2x3 affine is applied to the apex frame (and, with ``all_frames``, to every frame
+onset..offset), so head pose jitter between detections never shows up as motion in the flow. The apex frame must
+show a face too (a blank or damaged apex would give a flow of nothing under the clip's label); ``on_missing``
+decides for either frame.
 
 The apex is the clip index's, except for a clip whose ``apex_source`` is ``spotted`` (``dataset.apex: spotted``,
 ``on_bad_apex: spot``, or a dataset without apex annotation such as SMIC; see :mod:`memix.datasets.rows`): every
 frame onset..offset is cropped with the onset's transform and the frame of greatest motion from the onset
-(:func:`memix.preprocess.spotting.spot_apex`) becomes the apex, searched for a face like an annotated one.
+(:func:`memix.preprocess.spotting.spot_apex`) becomes the apex, searched for a face like an annotated one
+(:mod:`memix.preprocess.apex_choice`).
 
 Output (``data/processed/faces/``), a shard folder (``memix.io.shards``):
 
@@ -41,11 +43,9 @@ Several faces: the largest mesh (by box area) is used and the clip is listed in 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -54,13 +54,14 @@ import pandas as pd
 from tqdm import tqdm
 
 from memix.config import FacesParams
-from memix.datasets.frames import BadFrameError, list_frames, read_frame
+from memix.datasets.frames import BadFrameError
 from memix.datasets.schema import validate_clip_index
 from memix.io import atomic, shards
 from memix.log import native_stderr
-from memix.preprocess import align, spotting
+from memix.preprocess.apex_choice import Chosen, align_chosen, apex_fields, apex_report, check_apex_sources
+from memix.preprocess.clip_align import AlignedClip, crop_like_onset, offset_frame
 from memix.preprocess.facemodel import check_bundle
-from memix.preprocess.landmarks import LandmarkDetector, eye_centres
+from memix.preprocess.landmarks import LandmarkDetector
 
 MAX_FACES = 4
 NOSE_TIP, MOUTH_LEFT, MOUTH_RIGHT = 1, 61, 291
@@ -123,74 +124,6 @@ class FaceScorer:
         return best
 
 
-@dataclass(frozen=True)
-class AlignedClip:
-    """One clip aligned: the chosen face (largest), its eye centres, the onset -> crop affine and both crops."""
-
-    mesh: np.ndarray  # (478, 3) landmarks of the chosen face, source pixels
-    left: np.ndarray  # eye centres (x, y), source pixels
-    right: np.ndarray
-    affine: np.ndarray  # 2x3, source px -> crop px
-    n_faces: int
-    rgb: np.ndarray  # the onset frame as RGB (for the detection score)
-    onset: np.ndarray  # (size, size) uint8 crops
-    apex: np.ndarray
-    apex_faces: int = -1  # faces found on the apex frame (checked, not used for the transform); -1 = not looked
-
-
-def align_clip(
-    detector: LandmarkDetector, onset_file: Path, apex_file: Path, clip_id: str, size: int, margin: float
-) -> AlignedClip | None:
-    """Find the face on the onset frame and crop onset and apex with its transform; None when no face is found.
-
-    The apex frame is searched too (``apex_faces``): a blank or damaged apex would otherwise give a flow of
-    nothing under the clip's label. Its face is not used: the onset's transform keeps head jitter out of the flow.
-    The faces stage and ``memix predict`` both run this, so a new clip is cropped exactly as training clips were.
-    """
-    aligned = align_onset(detector, onset_file, clip_id, size, margin)
-    return None if aligned is None else with_apex(detector, aligned, apex_file, clip_id, size)
-
-
-def align_onset(
-    detector: LandmarkDetector, onset_file: Path, clip_id: str, size: int, margin: float
-) -> AlignedClip | None:
-    """The onset half of :func:`align_clip`: face, transform and onset crop (``apex`` is the onset crop and
-    ``apex_faces`` -1 until :func:`with_apex`); None when no face is found. Spotting crops every frame with this
-    transform before the apex is known."""
-    onset = read_frame(onset_file, clip_id)
-    rgb = align.bgr_to_rgb(onset)
-    faces = detector.detect(rgb)
-    if not faces:
-        return None
-    mesh = faces[0]
-    left, right = eye_centres(mesh)
-    affine = align.similarity_from_eyes(left, right, size, margin)
-    onset_crop = crop(onset, affine, size)
-    return AlignedClip(
-        mesh=mesh, left=left, right=right, affine=affine, n_faces=len(faces), rgb=rgb, onset=onset_crop,
-        apex=onset_crop,
-    )
-
-
-def with_apex(
-    detector: LandmarkDetector, aligned: AlignedClip, apex_file: Path, clip_id: str, size: int
-) -> AlignedClip:
-    """``aligned`` with its apex: the frame cropped with the onset's transform and searched for faces."""
-    apex = read_frame(apex_file, clip_id)
-    if apex.shape[:2] != aligned.rgb.shape[:2]:
-        raise ValueError(
-            f"clip {clip_id}: apex frame {apex_file} is {apex.shape[1]}x{apex.shape[0]} px but the "
-            f"onset frame is {aligned.rgb.shape[1]}x{aligned.rgb.shape[0]}"
-        )
-    apex_faces = len(detector.detect(align.bgr_to_rgb(apex)))
-    return dataclasses.replace(aligned, apex=crop(apex, aligned.affine, size), apex_faces=apex_faces)
-
-
-def crop(frame: np.ndarray, affine: np.ndarray, size: int) -> np.ndarray:
-    """A frame as read (grey, BGR or BGRA) -> the aligned greyscale uint8 crop."""
-    return align.warp_to_crop(align.bgr_to_grey(frame), affine, size)
-
-
 def run(
     params: FacesParams,
     clips_path: Path,
@@ -234,7 +167,7 @@ def run(
             clip_id = str(clip.clip_id)
             onset_file = dataset_root / str(clip.onset_path)
             try:
-                chosen = _align_chosen(detector, clip, dataset_root, params)
+                chosen = align_chosen(detector, clip, dataset_root, params)
                 aligned, apex_file, crops = chosen.aligned, chosen.apex_file, chosen.crops
                 want_offset = aligned is not None and offset
                 offset_crop = _offset_crop(clip, dataset_root, aligned, size, chosen) if want_offset else None
@@ -347,176 +280,12 @@ def run(
         )
 
 
-def offset_frame(clip_dir: Path, apex: int, offset: int) -> str:
-    """The file of the clip's offset frame: the last frame on disk numbered apex..offset (a sheet's offset past the
-    frames on disk, or a missing offset file, falls back to the last one there is)."""
-    frames = {n: name for n, name in list_frames(clip_dir).items() if apex <= n <= offset}
-    if not frames:
-        raise ValueError(f"{clip_dir}: no frame numbered between the apex {apex} and the offset {offset}")
-    return frames[max(frames)]
-
-
 def _offset_crop(clip, dataset_root: Path, aligned: AlignedClip, size: int, chosen: Chosen) -> tuple[np.ndarray, bool]:
     """The offset face, and whether the offset frame is the apex frame itself (no apex -> offset motion)."""
     clip_dir = dataset_root / str(clip.frame_dir)
     name = offset_frame(clip_dir, chosen.apex, int(clip.offset))
     at_apex = name == chosen.apex_file.name
     return crop_like_onset(clip_dir / name, str(clip.clip_id), aligned, size), at_apex
-
-
-def crop_like_onset(path: Path, clip_id: str, aligned: AlignedClip, size: int) -> np.ndarray:
-    """Another frame of the clip (the offset) cropped with the onset's transform, as the apex is."""
-    frame = read_frame(path, clip_id)
-    if frame.shape[:2] != aligned.rgb.shape[:2]:
-        raise ValueError(f"clip {clip_id}: frame {path} differs in size from the onset frame")
-    return crop(frame, aligned.affine, size)
-
-
-@dataclass(frozen=True)
-class Chosen:
-    """One clip aligned with the apex it uses: the index's, or the one spotted on its aligned frames."""
-
-    aligned: AlignedClip | None  # None: no face on the onset frame
-    apex: int  # frame number of the apex used
-    apex_file: Path
-    crops: list[tuple[int, np.ndarray]]  # (frame number, crop) onset..offset with faces.all_frames, else []
-    spot: spotting.Spot | None = None  # apex_source spotted: the spotting, its index counting from the onset
-
-
-def _align_chosen(detector: LandmarkDetector, clip, dataset_root: Path, params: FacesParams) -> Chosen:
-    """Align the clip; an ``apex_source: spotted`` clip crops every frame onset..offset with the onset's transform,
-    takes the frame of greatest motion from the onset (:mod:`memix.preprocess.spotting`) and searches it for a face
-    as an annotated apex is."""
-    clip_id, size = str(clip.clip_id), params.size
-    onset_file = dataset_root / str(clip.onset_path)
-    apex_file = dataset_root / str(clip.apex_path)
-    if str(clip.apex_source) != "spotted":
-        aligned = align_clip(detector, onset_file, apex_file, clip_id, size, params.margin)
-        crops = (
-            _align_all_frames(clip, dataset_root, aligned.affine, size, aligned.rgb.shape[:2])
-            if aligned is not None and params.all_frames
-            else []
-        )
-        return Chosen(aligned, int(clip.apex), apex_file, crops)
-    aligned = align_onset(detector, onset_file, clip_id, size, params.margin)
-    if aligned is None:
-        return Chosen(None, int(clip.apex), apex_file, [])
-    files = clip_files(dataset_root / str(clip.frame_dir), int(clip.onset), int(clip.offset))
-    aligned, number, spot, crops = spot_aligned(detector, aligned, files, clip_id, size, params.margin)
-    return Chosen(aligned, number, files[number], crops if params.all_frames else [], spot)
-
-
-def clip_files(clip_dir: Path, onset: int, offset: int) -> dict[int, Path]:
-    """Frame number -> file of a clip's frames numbered onset..offset on disk, in frame order."""
-    return {n: clip_dir / name for n, name in sorted(list_frames(clip_dir).items()) if onset <= n <= offset}
-
-
-def spot_aligned(
-    detector: LandmarkDetector, aligned: AlignedClip, files: dict[int, Path], clip_id: str, size: int, margin: float
-) -> tuple[AlignedClip, int, spotting.Spot, list[tuple[int, np.ndarray]]]:
-    """The apex of an onset-aligned clip spotted among ``files`` (frame number -> file, onset first): every frame
-    cropped with the onset's transform, the frame of greatest motion from the onset taken and searched for a face
-    (:func:`with_apex`). Returns the clip with that apex, its frame number, the spotting and the crops. The faces
-    stage and ``memix predict --dataset`` both run this for a clip whose apex is spotted."""
-    crops = []
-    for number, path in sorted(files.items()):
-        frame = read_frame(path, clip_id)
-        if frame.shape[:2] != aligned.rgb.shape[:2]:
-            raise ValueError(f"clip {clip_id}: frame {path} differs in size from the onset frame")
-        crops.append((number, crop(frame, aligned.affine, size)))
-    spot = spotting.spot_apex(np.stack([c for _, c in crops]), margin=margin)
-    number = crops[spot.apex][0]
-    return with_apex(detector, aligned, files[number], clip_id, size), number, spot, crops
-
-
-def check_apex_sources(clips: pd.DataFrame, apex: str, on_bad_apex: str, clips_path: Path) -> None:
-    """Refuse a clip index whose apex choices another ``dataset.apex`` / ``on_bad_apex`` made (a stale index).
-
-    ``annotated`` keeps a valid annotation (onset < apex <= offset); an impossible or missing one is patched or
-    spotted per ``on_bad_apex`` (a dataset without apex annotation, SMIC, is spotted under either).
-    """
-    annotated = clips["apex_annotated"]
-    valid = (annotated.notna() & (annotated > clips["onset"]) & (annotated <= clips["offset"])).fillna(False)
-    for i, row in enumerate(clips.itertuples(index=False)):
-        if apex in ("spotted", "middle"):
-            allowed = {apex}
-        elif valid.iloc[i]:
-            allowed = {"annotated"}
-        else:
-            allowed = {"spotted"} | ({"patched"} if on_bad_apex == "patch" else set())
-        if row.apex_source not in allowed:
-            raise ValueError(
-                f"{clips_path}: clip {row.clip_id} has apex_source {row.apex_source!r}, which dataset.apex: {apex} "
-                f"with on_bad_apex: {on_bad_apex} does not give (an index from other settings? `dvc repro ingest`)"
-            )
-
-
-def apex_fields(clip, chosen: Chosen) -> dict:
-    """The faces index's apex columns: the annotation, the frame used, how it was chosen and the spotting's numbers."""
-    annotated = None if pd.isna(clip.apex_annotated) else int(clip.apex_annotated)
-    spot = chosen.spot
-    return {
-        "onset": int(clip.onset),
-        "offset": int(clip.offset),
-        "apex": chosen.apex,
-        "apex_annotated": annotated,
-        "apex_source": str(clip.apex_source),
-        "spot_peak": math.nan if spot is None else spot.peak,
-        "spot_floor": math.nan if spot is None else spot.floor,
-        "spot_detectable": None if spot is None else spot.detectable,
-    }
-
-
-def apex_report(index: pd.DataFrame, apex: str | None, on_bad_apex: str | None) -> dict:
-    """report.json's ``apex``: the settings, how many apexes each way, the spotted clips not clearing the noise floor,
-    and the spotting error against the annotation where there is a valid one (onset < annotated <= offset)."""
-    spotted = index[index["apex_source"] == "spotted"]
-    weak = spotted[~spotted["spot_detectable"].astype(bool)]  # set on every spotted row
-    annotated = spotted["apex_annotated"]
-    valid = annotated.notna() & (annotated > spotted["onset"]) & (annotated <= spotted["offset"])
-    errors = (spotted["apex"][valid] - annotated[valid].astype("int64")).abs().to_numpy(dtype=np.float64)
-    return {
-        "setting": apex,
-        "on_bad_apex": on_bad_apex,
-        "clips_by_source": {k: int(v) for k, v in index["apex_source"].value_counts().sort_index().items()},
-        "spotting": "frame of greatest motion from the onset on the aligned faces (memix.preprocess.spotting)",
-        "detectable_rule": f"peak > {spotting.DETECT_RATIO:g} x the clip's noise floor and > {spotting.MIN_PEAK:g}",
-        "n_not_detectable": len(weak),
-        "not_detectable": [
-            {"clip_id": str(r.clip_id), "apex": int(r.apex), "peak": float(r.spot_peak), "floor": float(r.spot_floor)}
-            for r in weak.itertuples(index=False)
-        ],
-        "error_frames": spotting_error(errors),
-    }
-
-
-def spotting_error(errors: np.ndarray) -> dict:
-    """|spotted - annotated| in frames: count, median, 90th percentile, share within 1 and 2 frames (None if none)."""
-    if not len(errors):
-        return {"n": 0, "median": None, "p90": None, "within_1": None, "within_2": None}
-    return {
-        "n": len(errors),
-        "median": float(np.median(errors)),
-        "p90": float(np.percentile(errors, 90)),
-        "within_1": float(np.mean(errors <= 1)),
-        "within_2": float(np.mean(errors <= 2)),
-    }
-
-
-def _align_all_frames(
-    clip, dataset_root: Path, affine: np.ndarray, size: int, shape: tuple[int, int]
-) -> list[tuple[int, np.ndarray]]:
-    """Every frame onset..offset of the clip, warped with the onset's transform."""
-    clip_dir = dataset_root / str(clip.frame_dir)
-    out = []
-    for number, name in list_frames(clip_dir).items():
-        if not int(clip.onset) <= number <= int(clip.offset):
-            continue
-        frame = read_frame(clip_dir / name, str(clip.clip_id))
-        if frame.shape[:2] != shape:
-            raise ValueError(f"clip {clip.clip_id}: frame {clip_dir / name} differs in size from the onset frame")
-        out.append((number, crop(frame, affine, size)))
-    return out
 
 
 def used_landmarks(mesh: np.ndarray, left: np.ndarray, right: np.ndarray) -> list[float]:
@@ -549,6 +318,4 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
     return inter / union if union > 0 else 0.0
 
 
-__all__ = ["LANDMARK_NAMES", "AlignedClip", "Chosen", "FaceScorer", "align_clip", "align_onset", "apex_report",
-           "check_apex_sources", "crop", "crop_like_onset", "offset_frame", "run", "spotting_error", "used_landmarks",
-           "with_apex"]
+__all__ = ["LANDMARK_NAMES", "MAX_FACES", "FaceScorer", "run", "used_landmarks"]

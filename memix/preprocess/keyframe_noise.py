@@ -4,7 +4,7 @@ Why it is built this way: the noise set must differ from the flow stage's output
 so the pipeline's own code makes it. Per clip of ``data/processed/flow`` (same clips, same order), the frames of
 the shifted onset and apex (:mod:`memix.preprocess.keyframe_shift`: the draw and the clamping rule) are read from the
 clip's folder (the clip index), cropped with the faces stage's onset transform (its index's ``affine``, through
-:func:`memix.preprocess.faces.crop`), written as a faces-like shard folder into a temp folder, and the flow stage's
+:func:`memix.preprocess.clip_align.crop`), written as a faces-like shard folder into a temp folder, and the flow stage's
 library function (:func:`memix.preprocess.flow.run`) turns that into a flow set exactly as the flow stage would.
 The clips are the flow stage's: its outlier rule already chose them, so here every clip is kept (``on_outlier``
 keep; ``report.json`` still lists what the rule would flag). With ``flow.pairs`` apex_offset the offset face is the
@@ -42,7 +42,7 @@ from memix.datasets.frames import BadFrameError, list_frames, read_frame
 from memix.datasets.schema import validate_clip_index
 from memix.io import atomic, flowset, shards
 from memix.io.noise_sets import INFO_FILE
-from memix.preprocess import faces, flow
+from memix.preprocess import clip_align, flow
 from memix.preprocess.keyframe_shift import RULE, Shift, shift_clip
 
 MONTAGE_FILE = "montage.png"
@@ -192,7 +192,7 @@ def _move_clip(
     crops = []
     names = [frames[shift.onset], frames[shift.apex]]
     if offset:
-        names.append(faces.offset_frame(clip_dir, shift.apex, max(int(clip["offset"]), shift.apex)))
+        names.append(clip_align.offset_frame(clip_dir, shift.apex, max(int(clip["offset"]), shift.apex)))
     for name in names:
         path = clip_dir / name
         try:
@@ -202,7 +202,7 @@ def _move_clip(
         if shape is not None and frame.shape[:2] != shape:
             raise ValueError(f"clip {clip_id}: frame {path} differs in size from its onset frame {names[0]}")
         shape = frame.shape[:2]
-        crops.append(faces.crop(frame, affine, size))
+        crops.append(clip_align.crop(frame, affine, size))
     where = {n: i for i, n in enumerate(numbers)}
     return _Moved(shift, where[onset], where[apex], where[shift.onset], where[shift.apex], crops[0], crops[1],
                   crops[2] if offset else None)

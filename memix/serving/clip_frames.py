@@ -18,6 +18,7 @@ faces stage checks a sheet's apex.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,8 @@ import numpy as np
 import pandas as pd
 
 from memix.datasets.frames import IMAGE_SUFFIXES, frame_number, list_frames, read_frame
-from memix.preprocess import align, faces
-from memix.preprocess.landmarks import LandmarkDetector, eye_centres
+from memix.preprocess import align, clip_align
+from memix.preprocess.landmarks import LandmarkDetector
 from memix.preprocess.spotting import Spot, spot_apex
 
 ONSET_RULE = "the first frame"
@@ -129,14 +130,14 @@ def check_length(count: int, source: Path, what: str) -> None:
 
 @dataclass(frozen=True)
 class SpottedClip:
-    """A clip with its apex spotted: the onset + apex faces as :func:`memix.preprocess.faces.align_clip` gives them
+    """A clip with its apex spotted: the onset + apex faces as :func:`memix.preprocess.clip_align.align_clip` gives them
     for those two frames, the offset face, and where each came from."""
 
     name: str
     source: Path
     labels: Sequence[str]
     spot: Spot
-    aligned: faces.AlignedClip
+    aligned: clip_align.AlignedClip
     offset_face: np.ndarray  # the last frame cropped like the onset
     onset: int = 0  # indices into the frames
     offset: int = -1
@@ -151,30 +152,27 @@ def spot_clip(detector: LandmarkDetector, clip: ClipFrames, size: int, margin: f
     """Align every frame with the onset's transform, spot the apex on the faces, and check the apex shows a face
     (only when motion was found: a refused clip needs no apex)."""
     first = clip.label(0)
-    onset_frame: np.ndarray | None = None
+    onset: clip_align.AlignedClip | None = None
     crops: list[np.ndarray] = []
     for i, frame in enumerate(clip):
-        if onset_frame is None:
-            onset_frame, rgb = frame, align.bgr_to_rgb(frame)
-            found = detector.detect(rgb)
-            if not found:
+        if onset is None:  # the largest face, as the faces stage takes
+            onset = clip_align.align_onset_frame(detector, frame, size, margin)
+            if onset is None:
                 raise ValueError(f"clip {clip.name}: no face found in its onset frame ({ONSET_RULE}) "
                                  f"{clip.source}: {first}")
-            left, right = eye_centres(found[0])  # the largest face, as the faces stage takes
-            affine = align.similarity_from_eyes(left, right, size, margin)
-        elif frame.shape[:2] != onset_frame.shape[:2]:
+        elif frame.shape[:2] != onset.rgb.shape[:2]:
             raise ValueError(f"clip {clip.name}: frame {clip.source}: {clip.label(i)} is {frame.shape[1]}x"
-                             f"{frame.shape[0]} px but the onset frame {first} is {onset_frame.shape[1]}x"
-                             f"{onset_frame.shape[0]}")
-        crops.append(faces.crop(frame, affine, size))
+                             f"{frame.shape[0]} px but the onset frame {first} is {onset.rgb.shape[1]}x"
+                             f"{onset.rgb.shape[0]}")
+        crops.append(clip_align.crop(frame, onset.affine, size))
     check_length(len(crops), clip.source, "frames")
+    assert onset is not None  # check_length refused a clip without frames
     spot = spot_apex(np.stack(crops), margin=margin)
     apex_faces = len(detector.detect(align.bgr_to_rgb(clip.read(spot.apex)))) if spot.detectable else -1
     if apex_faces == 0:
         raise ValueError(f"clip {clip.name}: no face found in its spotted apex frame {clip.source}: "
                          f"{clip.label(spot.apex)}")
-    aligned = faces.AlignedClip(mesh=found[0], left=left, right=right, affine=affine, n_faces=len(found), rgb=rgb,
-                                onset=crops[0], apex=crops[spot.apex], apex_faces=apex_faces)
+    aligned = dataclasses.replace(onset, apex=crops[spot.apex], apex_faces=apex_faces)
     labels = [clip.label(i) for i in range(len(crops))]
     return SpottedClip(clip.name, clip.source, labels, spot, aligned, crops[-1], offset=len(crops) - 1)
 

@@ -2,7 +2,7 @@
 fitted model.
 
 Every step is the code the pipeline ran on the training clips, with the settings the model file recorded:
-:func:`memix.preprocess.faces.align_clip` (face on the onset frame, the same crop for the apex),
+:func:`memix.preprocess.clip_align.align_clip` (face on the onset frame, the same crop for the apex),
 :func:`memix.preprocess.flow.clip_tensor` (flow, strain, resizing, float16 storage, with OpenCV on one thread as
 in the flow stage, so the same images give the same bytes), then the training data's normalisation and the
 network. The face model file must be the one the model was fitted with (its sha256 is checked).
@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from memix.config import DatasetParams
 from memix.datasets.frames import IMAGE_SUFFIXES
 from memix.io import atomic, views
-from memix.preprocess import faces, flow
+from memix.preprocess import clip_align, faces, flow
 from memix.preprocess.landmarks import LandmarkDetector
 from memix.serving.modelfile import ModelFile
 
@@ -140,28 +140,28 @@ class Predictor:
         faces, or the facial-region images, made by the code that makes them for training)."""
         fp = self.model_file.faces
         if clip.spot_among:  # the apex spotted as the faces stage spots it; the offset is the clip's last frame
-            aligned = faces.align_onset(self.detector, clip.onset, clip.name, fp.size, fp.margin)
+            aligned = clip_align.align_onset(self.detector, clip.onset, clip.name, fp.size, fp.margin)
             if aligned is not None:
                 files = dict(enumerate(clip.spot_among))
-                aligned, number, _, _ = faces.spot_aligned(self.detector, aligned, files, clip.name, fp.size,
+                aligned, number, _, _ = clip_align.spot_aligned(self.detector, aligned, files, clip.name, fp.size,
                                                            fp.margin)
                 clip = dataclasses.replace(clip, apex=files[number], offset=clip.spot_among[-1], spot_among=())
         elif self.needs_offset and clip.offset is None:
             raise ValueError(f"clip {clip.name}: {self.model_file.model.name} reads the apex -> offset flow too; "
                              "give the clip an offset frame (offset.<ext> beside onset and apex)")
         else:
-            aligned = faces.align_clip(self.detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
+            aligned = clip_align.align_clip(self.detector, clip.onset, clip.apex, clip.name, fp.size, fp.margin)
         if aligned is None:
             raise ValueError(f"clip {clip.name}: no face found in its onset frame {clip.onset}")
         if aligned.apex_faces == 0:  # as the faces stage: a blank or damaged apex gives a flow of nothing
             raise ValueError(f"clip {clip.name}: no face found in its apex frame {clip.apex}")
-        offset = faces.crop_like_onset(clip.offset, clip.name, aligned, fp.size) if self.needs_offset else None
+        offset = clip_align.crop_like_onset(clip.offset, clip.name, aligned, fp.size) if self.needs_offset else None
         frames = ", ".join(str(f) for f in (clip.onset, clip.apex, clip.offset if offset is not None else None)
                            if f is not None)
         return self.input_of(clip.name, aligned, offset, frames)
 
     def input_of(
-        self, name: str, aligned: faces.AlignedClip, offset: np.ndarray | None, frames: str
+        self, name: str, aligned: clip_align.AlignedClip, offset: np.ndarray | None, frames: str
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`flow_of` from the aligned clip on: flow, statistics and view (``offset``: the offset face, cropped
         like the onset, for a whole-sequence network; ``frames`` names the frames in an error)."""
@@ -288,9 +288,9 @@ def clips_in_dataset(params: DatasetParams) -> list[ClipPair]:
     clips = []
     for r in index.itertuples(index=False):
         clip_dir = root / str(r.frame_dir)
-        spot = tuple(faces.clip_files(clip_dir, int(r.onset), int(r.offset)).values()) \
+        spot = tuple(clip_align.clip_files(clip_dir, int(r.onset), int(r.offset)).values()) \
             if getattr(r, "apex_source", "annotated") == "spotted" else ()
-        offset = None if spot else clip_dir / faces.offset_frame(clip_dir, int(r.apex), int(r.offset))
+        offset = None if spot else clip_dir / clip_align.offset_frame(clip_dir, int(r.apex), int(r.offset))
         clips.append(ClipPair(str(r.clip_id), root / str(r.onset_path), root / str(r.apex_path), str(r.label),
                               offset, spot))
     return clips

@@ -12,7 +12,7 @@ from flowsets import make_flow_set, make_region_flow_set
 
 from memix.config import FlowParams
 from memix.io import flowset, shards, views
-from memix.preprocess import faces, flow
+from memix.preprocess import clip_align, faces, flow
 from memix.preprocess.landmarks import LandmarkDetector
 from memix.synth.aus import AUS, au_field
 from memix.synth.identity import load_base_face, make_subject
@@ -45,7 +45,7 @@ def _regions(subject, face_model_path: Path, tmp_path: Path, au: int, side: str)
     cv2.imwrite(str(tmp_path / "onset.png"), onset)
     cv2.imwrite(str(tmp_path / "apex.png"), apex)
     with LandmarkDetector(face_model_path, max_faces=faces.MAX_FACES) as det:
-        aligned = faces.align_clip(det, tmp_path / "onset.png", tmp_path / "apex.png", "clip", FACE_SIZE, 0.25)
+        aligned = clip_align.align_clip(det, tmp_path / "onset.png", tmp_path / "apex.png", "clip", FACE_SIZE, 0.25)
     assert aligned is not None
     params = FlowParams(size=FLOW_SIZE, workers=1)
     tensor = flow.clip_tensor(params, aligned.onset, aligned.apex).tensor

@@ -1,6 +1,6 @@
 """A tiny on-disk project for the key-frame noise stage, made without MediaPipe: raw frames, the clip index, a faces
-folder as the faces stage writes it (its crops made with :func:`memix.preprocess.faces.crop` and a known affine) and
-the flow stage's output (:func:`memix.preprocess.flow.run`)."""
+folder as the faces stage writes it (its crops made with :func:`memix.preprocess.clip_align.crop` and a known
+affine) and the flow stage's output (:func:`memix.preprocess.flow.run`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from memix.config import FlowParams
 from memix.datasets.frames import list_frames, read_frame
 from memix.datasets.schema import CLIP_COLUMNS
 from memix.io import shards
-from memix.preprocess import faces, flow
+from memix.preprocess import clip_align, flow
 
 FRAME = 96  # source frame side, px
 CROP = 48  # the faces stage's crop side
@@ -89,12 +89,12 @@ def write_faces(out: Path, raw: Path, clips: pd.DataFrame, offset: bool = False,
     """The faces stage's folder for ``clips``: onset and apex (and offset) crops with :data:`AFFINE`."""
     onsets, apexes, offsets, rows = [], [], [], []
     for clip in clips.itertuples(index=False):
-        onsets.append(faces.crop(read_frame(raw / clip.onset_path, clip.clip_id), AFFINE, CROP))
-        apexes.append(faces.crop(read_frame(raw / clip.apex_path, clip.clip_id), AFFINE, CROP))
+        onsets.append(clip_align.crop(read_frame(raw / clip.onset_path, clip.clip_id), AFFINE, CROP))
+        apexes.append(clip_align.crop(read_frame(raw / clip.apex_path, clip.clip_id), AFFINE, CROP))
         if offset:
             clip_dir = raw / clip.frame_dir
-            name = faces.offset_frame(clip_dir, int(clip.apex), int(clip.offset))
-            offsets.append(faces.crop(read_frame(clip_dir / name, clip.clip_id), AFFINE, CROP))
+            name = clip_align.offset_frame(clip_dir, int(clip.apex), int(clip.offset))
+            offsets.append(clip_align.crop(read_frame(clip_dir / name, clip.clip_id), AFFINE, CROP))
         rows.append({"clip_id": clip.clip_id, "dataset": clip.dataset, "subject": clip.subject, "label": clip.label,
                      "label_id": int(clip.label_id), "status": "ok", "score": 0.9, "n_faces": 1,
                      "landmarks": list(POINTS), "affine": [float(v) for v in AFFINE.ravel()]})
@@ -112,4 +112,4 @@ def crops(project: Project, clip_id: str, *numbers: int) -> list[np.ndarray]:
     """The clip's frames ``numbers`` cropped as the faces stage crops them."""
     clip_dir = project.root / clip_id
     names = list_frames(clip_dir)
-    return [faces.crop(read_frame(clip_dir / names[n], clip_id), AFFINE, CROP) for n in numbers]
+    return [clip_align.crop(read_frame(clip_dir / names[n], clip_id), AFFINE, CROP) for n in numbers]

@@ -14,7 +14,7 @@ import skimage.data
 from memix.config import FacesParams
 from memix.datasets.schema import CLIP_COLUMNS
 from memix.io import shards
-from memix.preprocess import faces
+from memix.preprocess import align, clip_align, faces
 
 SHIFT = (6, 4)  # apex of the shifted clip: the whole frame moved 6 px right, 4 px down
 
@@ -102,8 +102,8 @@ def test_index_and_arrays(faces_out: Path) -> None:
     for _, row in index.iterrows():
         affine = np.asarray(row["affine"]).reshape(2, 3)
         eyes = np.asarray(row["landmarks"][:4]).reshape(2, 2)
-        template = np.stack(faces.align.template(96, 0.25))
-        np.testing.assert_allclose(faces.align.apply(affine, eyes), template, atol=1e-6)
+        template = np.stack(align.template(96, 0.25))
+        np.testing.assert_allclose(align.apply(affine, eyes), template, atol=1e-6)
         assert row["box_x0"] < eyes[:, 0].min() and eyes[:, 0].max() < row["box_x1"]
 
 
@@ -263,7 +263,7 @@ def test_the_offset_frame_is_cropped_with_the_onset_transform_when_asked(
 def test_offset_frame_is_the_last_frame_on_disk_up_to_the_offset(tmp_path: Path) -> None:
     for n in (3, 4, 6, 9):
         (tmp_path / f"img{n}.jpg").write_bytes(b"")
-    assert faces.offset_frame(tmp_path, 4, 8) == "img6.jpg"  # the sheet's offset 8 is not on disk
-    assert faces.offset_frame(tmp_path, 4, 9) == "img9.jpg"
+    assert clip_align.offset_frame(tmp_path, 4, 8) == "img6.jpg"  # the sheet's offset 8 is not on disk
+    assert clip_align.offset_frame(tmp_path, 4, 9) == "img9.jpg"
     with pytest.raises(ValueError, match="no frame numbered between the apex 7 and the offset 8"):
-        faces.offset_frame(tmp_path, 7, 8)
+        clip_align.offset_frame(tmp_path, 7, 8)
