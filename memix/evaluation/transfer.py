@@ -6,9 +6,12 @@ subject to pick an epoch on; choosing the epoch on the test dataset itself would
 whole table. The ``oracle`` rule is therefore not computed here; the CDE rows keep every rule the LOSO
 evaluation reports (``eval.rules``), each named.
 
-Metrics: Acc, UF1 and UAR of each fold's test clips over every class of the label set
-(:func:`memix.evaluation.metrics.summary`; MEGC 2018 reported UAR for HDE and F1 for CDE, MEB Tables 10-11 both),
-per seed, then mean and standard deviation over seeds. ``leave_one_dataset_out`` adds a pooled row: every fold's
+Metrics: Acc, UF1 and UAR of each fold's test clips (MEGC 2018 reported UAR for HDE and F1 for CDE, MEB Tables
+10-11 both), per seed, then mean and standard deviation over seeds. A test dataset need not hold every class of
+the label set (SAMM has few objective class III clips; a source may have none), so UAR averages over the classes
+in the test clips' truth and UF1 over the classes in their truth or predictions
+(:func:`memix.evaluation.metrics.part_from_confusion`, as for one source of a composite); with every class
+present both are the usual all-class figures. ``leave_one_dataset_out`` adds a pooled row: every fold's
 test clips together (each clip is tested once).
 """
 
@@ -23,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from memix.config import method_title
-from memix.evaluation import metrics
+from memix.evaluation import metrics, selection
 from memix.training.folds import ARROW
 
 TITLES = {
@@ -77,7 +80,8 @@ def _row(part: pd.DataFrame, k: int, seeds: list[int]) -> dict[str, Any]:
     per_seed = {}
     for seed in seeds:
         rows = part[part["seed"] == seed]
-        per_seed[str(seed)] = metrics.summary(rows["true"].to_numpy(), rows["pred"].to_numpy(), k)
+        cm = metrics.confusion(rows["true"].to_numpy(), rows["pred"].to_numpy(), k)
+        per_seed[str(seed)] = {m: float(v) for m, v in metrics.part_from_confusion(cm).items()}
     n = int(part[part["seed"] == seeds[0]]["clip_id"].nunique())
     return {"n_clips": n, "per_seed": per_seed,
             **{m: _stats([per_seed[str(s)][m] for s in seeds]) for m in metrics.METRICS}}
@@ -108,10 +112,20 @@ def cde_rows(metrics_path: Path) -> list[dict[str, Any]]:
     if not metrics_path.is_file():
         return []
     data = json.loads(metrics_path.read_text(encoding="utf-8"))
-    return [{"rule": rule, "rule_text": data["rules"].get(rule, rule), "n_clips": int(data["n_clips"]),
-             "datasets": list(data.get("datasets", [])),
-             **{m: dict(data["mean"][rule][m]) for m in metrics.METRICS}}
-            for rule in data["mean"]]
+    rows = []
+    for rule in data["mean"]:
+        rows.append({"rule": rule, "rule_text": data["rules"].get(rule, rule), "test": "all",
+                     "n_clips": int(data["n_clips"]), **{m: dict(data["mean"][rule][m]) for m in metrics.METRICS}})
+        datasets = list(data.get("datasets", []))
+        for ds in datasets if len(datasets) > 1 else []:  # each source's clips of the same LOSO run
+            scores = {m: [s[selection.source(rule, m)]["per_dataset"][ds][m] for s in data["per_seed"]]
+                      for m in metrics.METRICS}
+            counts = [s[selection.source(rule, "accuracy")]["per_dataset"][ds]["n"] for s in data["per_seed"]]
+            rows.append({"rule": rule, "rule_text": data["rules"].get(rule, rule), "test": ds,
+                         "n_clips": int(max(counts)),
+                         **{m: _stats([v for v in values if v is not None]) if any(v is not None for v in values)
+                            else None for m, values in scores.items()}})
+    return rows
 
 
 def build(protocol: str, transfer_root: Path, eval_root: Path, methods: list[str], seeds: list[int]) -> dict[str, Any]:
@@ -139,8 +153,9 @@ def render_markdown(table: dict[str, Any]) -> str:
         f"# {table['title']}",
         "",
         f"Each fold's model scored at its last epoch on every clip of its test side; mean ± sd over seeds {seeds}, "
-        "in percent. UF1 and UAR average over every class. The epoch is not selected on the test data: a "
-        "cross-dataset fold has no held-out subject to select on, so the oracle rule does not apply here.",
+        "in percent. UAR averages over the classes the test side holds, UF1 over those it holds or predicts. The "
+        "epoch is not selected on the test data: a cross-dataset fold has no held-out subject to select on, so the "
+        "oracle rule does not apply here.",
         "",
         "| method | train | test | clips | UF1 | UAR | Acc |",
         "|---|---|---|---:|---:|---:|---:|",
@@ -150,14 +165,16 @@ def render_markdown(table: dict[str, Any]) -> str:
             lines.append(f"| {method_title(method)} | {row['train']} | {row['test']} | {row['n_clips']} | "
                          f"{_cell(row['uf1'])} | {_cell(row['uar'])} | {_cell(row['accuracy'])} |")
     cde = [(m, r) for m, e in table["methods"].items() for r in e["cde"]]
-    lines += ["", "## Composite database evaluation (CDE): LOSO over the merged subjects", ""]
+    lines += ["", "## Composite database evaluation (CDE): LOSO over the merged subjects", "",
+              "Test `all`: every LOSO fold's clips pooled; a source's row: its clips in the same run (UAR and UF1 "
+              "over the classes it holds).", ""]
     if not cde:
         lines.append("No method of transfer.methods is in compare.methods: no LOSO run of the composite to show.")
     else:
-        lines += ["| method | rule | clips | UF1 | UAR | Acc |", "|---|---|---:|---:|---:|---:|"]
+        lines += ["| method | rule | test | clips | UF1 | UAR | Acc |", "|---|---|---|---:|---:|---:|---:|"]
         for method, row in cde:
-            lines.append(f"| {method_title(method)} | {row['rule']} | {row['n_clips']} | {_cell(row['uf1'])} | "
-                         f"{_cell(row['uar'])} | {_cell(row['accuracy'])} |")
+            lines.append(f"| {method_title(method)} | {row['rule']} | {row['test']} | {row['n_clips']} | "
+                         f"{_cell(row['uf1'])} | {_cell(row['uar'])} | {_cell(row['accuracy'])} |")
         rules = dict.fromkeys((r["rule"], r["rule_text"]) for _, r in cde)
         lines += ["", *[f"- `{rule}`: {text}" for rule, text in rules]]
     return "\n".join(lines) + "\n"

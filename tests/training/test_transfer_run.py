@@ -62,8 +62,13 @@ def test_the_table_scores_each_fold_at_its_last_epoch_over_every_class(composite
                 seeds=[0, 1], protocol="holdout_database")
     evals = tmp_path / "eval"  # the composite's LOSO evaluated for `none` only: its CDE rows, none for mixup
     (evals / "none").mkdir(parents=True)
+    per_source = {"casme2": {"accuracy": 0.6, "uf1": 0.5, "uar": 0.4, "n": 10},
+                  "samm": {"accuracy": 0.4, "uf1": None, "uar": 0.3, "n": 10}}
     cde = {"rules": {"last": "honest"}, "n_clips": 20, "datasets": list(SOURCES),
-           "mean": {"last": {m: {"mean": 0.5, "std": 0.1} for m in ("accuracy", "uf1", "uar")}}}
+           "mean": {"last": {m: {"mean": 0.5, "std": 0.1} for m in ("accuracy", "uf1", "uar")}},
+           "per_seed": [{"seed": 0, "last": {"per_dataset": per_source}},
+                        {"seed": 1, "last": {"per_dataset": {**per_source, "casme2": {**per_source["casme2"],
+                                                                                      "uar": 0.6}}}}]}
     (evals / "none" / "metrics.json").write_text(json.dumps(cde))
     table = transfer.run("holdout_database", root, evals, ["none", "mixup"], [0, 1], tmp_path / "reports")
 
@@ -77,7 +82,11 @@ def test_the_table_scores_each_fold_at_its_last_epoch_over_every_class(composite
     assert row["per_seed"]["1"]["uar"] == pytest.approx(want_uar)
     accs = [row["per_seed"][s]["accuracy"] for s in ("0", "1")]
     assert row["accuracy"]["mean"] == pytest.approx(np.mean(accs))
-    assert [r["rule"] for r in table["methods"]["none"]["cde"]] == ["last"]
+    cde_rows = table["methods"]["none"]["cde"]
+    assert [(r["rule"], r["test"]) for r in cde_rows] == [("last", "all"), ("last", "casme2"), ("last", "samm")]
+    assert cde_rows[1]["uar"] == pytest.approx({"mean": 0.5, "std": float(np.std([0.4, 0.6], ddof=1))})
+    assert cde_rows[2]["uf1"] is None and "| No mixing | last | samm | 10 | n/a |" in (
+        tmp_path / "reports" / "holdout_database.md").read_text()
     assert table["methods"]["mixup"]["cde"] == []
     md = (tmp_path / "reports" / "holdout_database.md").read_text()
     assert "| Mixup | samm | casme2 | 10 |" in md
@@ -96,3 +105,13 @@ def test_the_table_refuses_a_run_of_other_seeds(composite, tmp_path):
         transfer.build("leave_one_dataset_out", root, tmp_path / "eval", ["none"], [0, 1])
     with pytest.raises(FileNotFoundError, match="run the transfer stage of this protocol and method first"):
         transfer.build("leave_one_dataset_out", root, tmp_path / "eval", ["mixup"], [0])
+
+
+def test_a_test_side_without_a_class_is_scored_over_the_classes_it_holds():
+    """A whole test dataset may lack a class (few class III clips in SAMM): UAR over its classes, not a recall of 0."""
+    part = pd.DataFrame({"seed": 0, "clip_id": [f"c{i}" for i in range(4)], "true": [0, 0, 1, 1],
+                         "pred": [0, 0, 1, 0]})
+    row = transfer._row(part, k=3, seeds=[0])
+    assert row["per_seed"]["0"]["uar"] == pytest.approx((1.0 + 0.5) / 2)  # class 2 absent: not a third term of 0
+    assert row["per_seed"]["0"]["uf1"] == pytest.approx((0.8 + 2 / 3) / 2)
+    assert row["per_seed"]["0"]["accuracy"] == pytest.approx(0.75)
