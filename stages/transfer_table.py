@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         atomic.remove_stale_temps(out / f"{args.protocol}.md", out / f"{args.protocol}.json")
         table = transfer.run(args.protocol, Path(args.transfer_root), Path(args.eval_root), params.transfer.methods,
-                             list(params.compare.seeds), out)
+                             list(params.compare.seeds), out, loso_methods=list(params.compare.methods))
         log.info("%s", transfer.headline(table))
 
     return _common.run("transfer_table", body)

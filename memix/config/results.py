@@ -94,7 +94,7 @@ TRANSFER_PROTOCOLS = ("holdout_database", "leave_one_dataset_out")
 
 
 class TransferParams(Section):
-    """Cross-dataset protocols over a composite's sources, beside its LOSO (``reports/transfer_table.md``).
+    """Cross-dataset protocols over a composite's sources, beside its LOSO (``reports/transfer/<protocol>.md``).
 
     ``holdout_database`` (MEGC 2018 HDE): train on every clip of one source, test on every clip of another, for
     each ordered pair of sources. ``leave_one_dataset_out``: train on every source but one, test on it. One DVC

@@ -191,7 +191,7 @@ def _apex(
     synthetic SMIC layout spotting is within a frame of the true apex far more often (benchmarks/spotting.py).
     A clip to be spotted carries its middle frame until the faces stage spots it.
     """
-    middle = in_range[(len(in_range) - 1) // 2]
+    middle = in_range[max(1, (len(in_range) - 1) // 2)] if len(in_range) > 1 else in_range[0]  # never the onset
     spot = "middle" if params.apex == "middle" else "spotted"
     apex = as_int(values.get("apex"))
     if apex is None and not src.adapter.has_apex and values.get("apex") is None:
@@ -206,7 +206,7 @@ def _apex(
         new_apex = middle
     elif apex == onset:
         problem = f"apex {apex} equals the onset: no onset->apex motion"
-        new_apex = in_range[max(1, (len(in_range) - 1) // 2)] if len(in_range) > 1 else None
+        new_apex = middle if len(in_range) > 1 else None
         notes.zero_motion.append({**entry, "onset": onset, "apex": apex, "action": params.on_bad_apex})
     else:
         return (apex, "annotated") if params.apex == "annotated" else (middle, params.apex)

@@ -27,7 +27,7 @@ import pandas as pd
 
 from memix.config import method_title
 from memix.evaluation import metrics, selection
-from memix.training.folds import ARROW
+from memix.training.folds import ARROW, PLUS
 
 TITLES = {
     "holdout_database": "Holdout-database evaluation (MEGC 2018 HDE)",
@@ -63,12 +63,10 @@ def _read(run_dir: Path) -> tuple[pd.DataFrame, dict[int, str], int, list[str]]:
     return chosen, folds, k, names
 
 
-def _split(protocol: str, name: str, sources: list[str]) -> tuple[str, str]:
-    """(train side, test side) of a fold, as the table prints them."""
-    if protocol == "holdout_database":
-        train, test = name.split(ARROW)
-        return train, test
-    return " + ".join(s for s in sources if s != name), name
+def _split(name: str) -> tuple[str, str]:
+    """(train side, test side) of a fold from its name (``casme2->samm``, ``casme2+smic->samm``), as printed."""
+    train, test = name.split(ARROW)
+    return train.replace(PLUS, " + "), test
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -93,12 +91,9 @@ def method_rows(protocol: str, run_dir: Path, seeds: list[int]) -> dict[str, Any
     found = sorted(int(s) for s in chosen["seed"].unique())
     if found != sorted(seeds):
         raise ValueError(f"{run_dir / 'predictions.parquet'}: seeds {found}, compare.seeds is {sorted(seeds)}")
-    sources = list(dict.fromkeys(chosen.sort_values(["fold", "clip_id"], kind="stable")["dataset"].astype(str)))
-    if protocol == "holdout_database":
-        sources = list(dict.fromkeys(s for name in folds.values() for s in name.split(ARROW)))
     rows = []
     for fold, name in sorted(folds.items()):
-        train, test = _split(protocol, name, sources)
+        train, test = _split(name)
         rows.append({"fold": fold, "train": train, "test": test,
                      **_row(chosen[chosen["fold"] == fold], k, seeds)})
     if protocol == "leave_one_dataset_out":
@@ -128,15 +123,20 @@ def cde_rows(metrics_path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def build(protocol: str, transfer_root: Path, eval_root: Path, methods: list[str], seeds: list[int]) -> dict[str, Any]:
-    """The table's content for ``protocol``: per method its fold rows and its CDE rows."""
+def build(
+    protocol: str, transfer_root: Path, eval_root: Path, methods: list[str], seeds: list[int],
+    loso_methods: list[str] | None = None,
+) -> dict[str, Any]:
+    """The table's content for ``protocol``: per method its fold rows and, when it is one of ``loso_methods``
+    (``compare.methods``: an evaluation left over from a method no longer compared is not read), its CDE rows."""
     if protocol not in TITLES:
         raise ValueError(f"unknown cross-dataset protocol {protocol!r}; valid: {', '.join(TITLES)}")
     out: dict[str, Any] = {"protocol": protocol, "title": TITLES[protocol], "seeds": list(seeds),
                            "rule": "last (no held-out subject to select an epoch on)", "methods": {}}
     for method in methods:
         rows = method_rows(protocol, transfer_root / protocol / method, seeds)
-        out["methods"][method] = {**rows, "cde": cde_rows(eval_root / method / "metrics.json")}
+        loso = loso_methods is None or method in loso_methods
+        out["methods"][method] = {**rows, "cde": cde_rows(eval_root / method / "metrics.json") if loso else []}
     return out
 
 
@@ -181,11 +181,11 @@ def render_markdown(table: dict[str, Any]) -> str:
 
 
 def run(protocol: str, transfer_root: Path, eval_root: Path, methods: list[str], seeds: list[int],
-        out_dir: Path) -> dict[str, Any]:
+        out_dir: Path, loso_methods: list[str] | None = None) -> dict[str, Any]:
     """Build the table and write ``<out_dir>/<protocol>.md`` and ``.json``, each atomically."""
     from memix.io import atomic
 
-    table = build(protocol, transfer_root, eval_root, methods, seeds)
+    table = build(protocol, transfer_root, eval_root, methods, seeds, loso_methods)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic.atomic_paths(out_dir / f"{protocol}.md", out_dir / f"{protocol}.json") as (md, js):
         md.write_text(render_markdown(table), encoding="utf-8")

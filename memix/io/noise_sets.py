@@ -25,7 +25,11 @@ INFO_FILE = "keyframe_noise.json"
 
 
 def levels_record(levels: list[int], seed: int) -> dict[str, Any]:
-    """``levels.json``: the levels (sorted) and seed whose sets the folder holds, and the rule that made them."""
+    """``levels.json``: the levels (sorted) and seed whose sets the folder holds, and the rule that made them. With
+    no level it holds the empty list alone: the train stages depend on this folder, and the seed of no set must not
+    rerun them."""
+    if not levels:
+        return {"levels": []}
     return {"levels": sorted(int(n) for n in levels), "seed": int(seed), "rule": RULE,
             "note": "level 0 (no shift) is the flow set itself (data/processed/flow); each level n is a folder <n>/"}
 

@@ -122,10 +122,17 @@ class VideoFrames:
         return f"frame {index}"
 
 
+MIN_FRAMES = 3
+"""Frames a clip needs for its apex to be spotted: the onset, and at least two more, so that the motion peak has a
+noise floor (frame-to-frame motion) to clear; with two frames the one step is both. A two-frame clip is an onset
+and apex pair: ``--onset``/``--apex``."""
+
+
 def check_length(count: int, source: Path, what: str) -> None:
-    if count < 2:
-        raise ValueError(f"{source}: {count} {what}; a clip needs at least 2 (its onset is {ONSET_RULE}, the apex is "
-                         "spotted among the others)")
+    if count < MIN_FRAMES:
+        raise ValueError(f"{source}: {count} {what}; spotting the apex needs at least {MIN_FRAMES} (its onset is "
+                         f"{ONSET_RULE}, and a noise floor comes from the steps between the others); for an onset and "
+                         "apex pair use --onset and --apex")
 
 
 @dataclass(frozen=True)

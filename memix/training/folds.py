@@ -1,7 +1,8 @@
 """The folds of each evaluation protocol, and per-fold normalisation.
 
 ``loso``: one fold per subject (the test subject's clips against every other subject's). The cross-dataset
-protocols of a composite (``transfer.protocols``), with the sources in the order the flow index first lists them:
+protocols of a composite (``transfer.protocols``), with the sources in the order the flow index first lists them
+(:func:`sources_in`):
 ``holdout_database`` (MEGC 2018 HDE), one fold per ordered pair of sources, training on every clip of the first and
 testing on every clip of the second (a third source sits out); ``leave_one_dataset_out``, one fold per source,
 testing on it and training on all the others.
@@ -23,14 +24,16 @@ from memix.io.views import CONSTANT_CHANNELS
 
 PROTOCOLS = ("loso", "holdout_database", "leave_one_dataset_out")
 ARROW = "->"
+PLUS = "+"  # between the training sources of a leave-one-dataset-out fold's name
 
 
 @dataclass(frozen=True)
 class Fold:
     """One fold: ``index`` is its position in the protocol's order, rows are positions in the flow index.
 
-    ``subject`` names what the fold tests: the test subject (``loso``), ``<train>-><test>`` (``holdout_database``)
-    or the held-out source (``leave_one_dataset_out``); it is the name outputs and messages give the fold.
+    ``subject`` names what the fold tests: the test subject (``loso``), or ``<train>-><test>`` across datasets
+    (``casme2->samm``; ``leave_one_dataset_out``: ``casme2+smic->samm``, every training source named, so the name
+    reads alone even when a diverged fold is left out of the outputs); outputs and messages name the fold by it.
     """
 
     index: int
@@ -41,11 +44,9 @@ class Fold:
 
     def describe(self) -> str:
         """How a message names the fold: ``fold 3 (test subject sub04)``, ``fold 0 (train casme2, test samm)``."""
-        if self.protocol == "holdout_database":
+        if self.protocol in ("holdout_database", "leave_one_dataset_out"):
             train, test = self.subject.split(ARROW)
-            return f"fold {self.index} (train {train}, test {test})"
-        if self.protocol == "leave_one_dataset_out":
-            return f"fold {self.index} (test dataset {self.subject})"
+            return f"fold {self.index} (train {train.replace(PLUS, ' + ')}, test {test})"
         return f"fold {self.index} (test subject {self.subject})"
 
 
@@ -64,7 +65,8 @@ def make_folds(index: pd.DataFrame, protocol: str = "loso") -> list[Fold]:
 
 
 def sources_in(index: pd.DataFrame) -> list[str]:
-    """The datasets of a flow index in the order it first lists them (a composite ingests its sources in order)."""
+    """The datasets of a flow index in the order it first lists them (ingest sorts clips by subject id, which a
+    composite prefixes with the source's name: alphabetical by source)."""
     if "dataset" not in index.columns:
         return []
     return list(dict.fromkeys(index["dataset"].astype(str)))
@@ -90,7 +92,8 @@ def _dataset_folds(index: pd.DataFrame, protocol: str) -> list[Fold]:
     else:
         for test in sources:
             is_test = dataset == test
-            folds.append(Fold(len(folds), test, np.flatnonzero(~is_test), np.flatnonzero(is_test), protocol))
+            name = PLUS.join(s for s in sources if s != test) + ARROW + test
+            folds.append(Fold(len(folds), name, np.flatnonzero(~is_test), np.flatnonzero(is_test), protocol))
     return folds
 
 

@@ -46,7 +46,7 @@ from memix.models import registry
 from memix.training import checkpoint
 from memix.training.divergence import diverged_epoch
 from memix.training.executor import DoneFn, GroupJob, GroupProgressFn, run_local
-from memix.training.folds import make_folds
+from memix.training.folds import Fold, make_folds
 from memix.training.grouping import make_groups
 from memix.training.inputs import check_augment, read_data, read_noise_sets
 from memix.training.loop import Unit, UnitResult
@@ -200,22 +200,22 @@ def _run(
             raise KeyboardInterrupt(f"rerun resumes from {n_done} finished groups") from None
         finally:
             live.close()
-    results = _drop_diverged(method, [done[(u.seed, u.fold.index)] for u in units])
+    results = _drop_diverged(method, [done[(u.seed, u.fold.index)] for u in units], {f.index: f for f in folds})
     write_outputs(out_dir, data, results, seeds, protocol, None if noise is None else sorted(noise))
     shutil.rmtree(ckpt_dir, ignore_errors=True)
     return out_dir / "predictions.parquet"
 
 
-def _drop_diverged(method: str, results: list[UnitResult]) -> list[UnitResult]:
+def _drop_diverged(method: str, results: list[UnitResult], folds: dict[int, Fold]) -> list[UnitResult]:
     """Under ``on_divergence: drop`` (under ``fail`` training has stopped already): the results without every
     fold in which some seed diverged, each named in a warning."""
-    diverged = {(r.seed, r.fold): (r.subject, epoch) for r in results if (epoch := diverged_epoch(r.history))}
+    diverged = {(r.seed, r.fold): epoch for r in results if (epoch := diverged_epoch(r.history))}
     if not diverged:
         return results
-    for (seed, fold), (subject, epoch) in sorted(diverged.items()):
+    for (seed, fold), epoch in sorted(diverged.items()):
         log.warning(
-            "train %s: seed %d fold %d (test subject %s) diverged at epoch %d: fold %d left out of the outputs "
-            "for every seed (train.on_divergence: drop)", method, seed, fold, subject, epoch, fold,
+            "train %s: seed %d %s diverged at epoch %d: fold %d left out of the outputs for every seed "
+            "(train.on_divergence: drop)", method, seed, folds[fold].describe(), epoch, fold,
         )
     folds = {fold for _, fold in diverged}
     kept = [r for r in results if r.fold not in folds]

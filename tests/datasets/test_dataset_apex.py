@@ -119,3 +119,21 @@ def test_an_index_without_apex_columns_reads_as_annotated_and_a_wrong_source_is_
     bad = df.assign(apex_source=["annotated"] * (len(df) - 1) + ["guessed"])
     with pytest.raises(ValueError, match=rf"here: apex_source of clip {df['clip_id'].iloc[-1]} is 'guessed'"):
         validate_clip_index(bad, source="here")
+
+
+def test_the_middle_frame_of_a_two_frame_clip_is_its_second_not_its_onset(tiny_synth_root: Path,
+                                                                            tmp_path: Path) -> None:
+    """(len - 1) // 2 is the onset for two frames: a flow of nothing; the apex must come after the onset."""
+    root = tmp_path / "synthetic"
+    shutil.copytree(tiny_synth_root, root)
+    first = _run(root, tmp_path / "before")[0].iloc[0]
+    clip_dir = root / str(first["frame_dir"])
+    onset = int(first["onset"])
+    for frame in clip_dir.glob("img*.jpg"):
+        if int(frame.stem[3:]) > onset + 1:
+            frame.unlink()
+    subject, filename = str(first.name).split("/")
+    patch = {"subject": subject, "filename": filename, "field": "offset", "value": onset + 1}
+    for apex in ("middle", "spotted"):
+        df, _ = _run(root, tmp_path / apex, apex=apex, patches=[patch])
+        assert df.loc[first.name, "apex"] == onset + 1, apex

@@ -33,3 +33,11 @@ def test_levels_no_longer_listed_are_removed_and_nothing_else(tmp_path: Path) ->
 def test_the_level_record_is_sorted_and_names_the_rule() -> None:
     record = noise_sets.levels_record([5, 2], 3)
     assert record["levels"] == [2, 5] and record["seed"] == 3 and "[-n, n]" in record["rule"]
+
+
+def test_without_levels_the_record_holds_no_seed_so_a_seed_change_reruns_no_training():
+    """Every train stage depends on the folder levels.json lives in: with no level, its bytes must not move."""
+    from memix.io import atomic
+
+    assert atomic.json_bytes(noise_sets.levels_record([], 0)) == atomic.json_bytes(noise_sets.levels_record([], 7))
+    assert atomic.json_bytes(noise_sets.levels_record([2], 0)) != atomic.json_bytes(noise_sets.levels_record([2], 7))

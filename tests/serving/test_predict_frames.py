@@ -186,15 +186,16 @@ def _damage(folder: Path, clip: Clip) -> Path:
     return bad
 
 
-@pytest.mark.parametrize("case", ["one frame", "damaged frame", "unnumbered image", "not a video", "no video"])
+@pytest.mark.parametrize("case", ["two frames", "damaged frame", "unnumbered image", "not a video", "no video"])
 def test_bad_input_is_an_error_naming_the_file(
     fitted: Fitted, clip: Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
 ) -> None:
     work = tmp_path / "clip"
-    if case == "one frame":
+    if case == "two frames":  # an onset and apex pair: no noise floor to spot against (--onset/--apex takes it)
         work.mkdir()
         shutil.copy(clip.folder / f"img{FIRST}.jpg", work / "img1.jpg")
-        args, named, said = ["--frames", str(work)], work, "1 frame images; a clip needs at least 2"
+        shutil.copy(clip.folder / f"img{FIRST + 4}.jpg", work / "img2.jpg")
+        args, named, said = ["--frames", str(work)], work, "2 frame images; spotting the apex needs at least 3"
     elif case == "damaged frame":
         args, named, said = ["--frames", str(work)], _damage(work, clip), "damaged JPEG"
     elif case == "unnumbered image":

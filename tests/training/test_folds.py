@@ -145,12 +145,14 @@ def test_leave_one_dataset_out_tests_each_source_once_on_a_model_of_all_the_othe
     sources = ["casme2", "samm", "smic"]
     index, _ = _composite(sources)
     folds = make_folds(index, "leave_one_dataset_out")
-    assert [f.subject for f in folds] == sources
+    assert [f.subject for f in folds] == ["samm+smic->casme2", "casme2+smic->samm", "casme2+samm->smic"]
+    assert folds[1].describe() == "fold 1 (train casme2 + smic, test samm)"
     tested = np.concatenate([f.test_rows for f in folds])
     assert sorted(tested) == list(range(len(index)))  # every clip tested exactly once
-    for f in folds:
-        assert f.subject not in set(index["dataset"].iloc[f.train_rows])
-        assert set(index["dataset"].iloc[f.train_rows]) == set(sources) - {f.subject}
+    for f, test in zip(folds, sources, strict=True):
+        assert test not in set(index["dataset"].iloc[f.train_rows])
+        assert set(index["dataset"].iloc[f.test_rows]) == {test}
+        assert set(index["dataset"].iloc[f.train_rows]) == set(sources) - {test}
         assert not set(index["clip_id"].iloc[f.train_rows]) & set(index["clip_id"].iloc[f.test_rows])
 
 
