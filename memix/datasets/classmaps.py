@@ -6,18 +6,19 @@ and MMEW (negative = their negative emotions, others left out). ``7class`` is CA
 Emotions a dataset knows but a task leaves out (CASME II fear/sadness in 5-class) are dropped and reported
 as excluded; anything else is reported as unknown, so a typo in a sheet is never silently a class.
 
-``objective`` (MEGC 2018) reads another cell: the objective class I-VII (:mod:`memix.datasets.objective`), kept
+``objective`` (MEGC 2018) reads another cell: the objective class I-VII (:func:`normalise_objective`; where the
+cell is, :mod:`memix.datasets.objective`), kept
 as I-V with VI and VII excluded, the same label set for every dataset that has such classes (so a composite of
 CASME II and SAMM has one). SMIC and MMEW have none, and are refused.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from memix.datasets import objective
 from memix.datasets.values import text
 
 
@@ -54,6 +55,10 @@ ALIASES: dict[str, dict[str, str]] = {
 # task names that are another task's map under a protocol's name
 TASK_ALIASES = {"megc3": "3class"}
 OBJECTIVE = "objective"
+OBJECTIVE_CLASSES = ("I", "II", "III", "IV", "V", "VI", "VII")  # MEGC 2018's objective classes (Davison et al. 2018)
+OBJECTIVE_KEPT = OBJECTIVE_CLASSES[:5]  # the task's classes, in label_id order; VI and VII are left out
+OBJECTIVE_FIELD = "objective"  # the canonical sheet field (memix.datasets.sheets.COLUMNS)
+_OBJECTIVE_CELL = re.compile(r"^(?:class\s*[-:.]?\s*)?([ivx]+|\d+)$", re.IGNORECASE)
 OBJECTIVE_DATASETS = ("casme2", "samm", "casme3")  # whose releases give objective classes (column or workbook)
 NEGATIVE_POSITIVE_SURPRISE = ("negative", "positive", "surprise")
 
@@ -99,7 +104,7 @@ CLASS_MAPS: dict[tuple[str, str], ClassMap] = {
     },
     ("casme3", "7class"): _identity(SEVEN, CASME3_EMOTIONS),
     ("mmew", "7class"): _identity(SEVEN, MMEW_EMOTIONS),
-    **{(name, OBJECTIVE): _identity(objective.KEPT, frozenset(objective.ROMAN)) for name in OBJECTIVE_DATASETS},
+    **{(name, OBJECTIVE): _identity(OBJECTIVE_KEPT, frozenset(OBJECTIVE_CLASSES)) for name in OBJECTIVE_DATASETS},
 }
 
 
@@ -130,7 +135,29 @@ def label_cell(dataset: str, classes: str, values: Mapping[str, Any]) -> tuple[s
     """The cell a row's class comes from, as the report shows it, and its normalised form: the emotion, or for
     ``objective`` the objective class "I".."VII" (ValueError when that cell cannot be read)."""
     if task(classes) == OBJECTIVE:
-        found = objective.normalise(values.get(objective.FIELD))
+        found = normalise_objective(values.get(OBJECTIVE_FIELD))
         return found, found
     shown = text(values.get("emotion"))
     return shown, normalise_emotion(dataset, shown)
+
+
+def normalise_objective(cell: Any) -> str:
+    """An objective-class cell as "I".."VII" from 3, 3.0, "3", "III", "iii" or "Class III" (releases write 1-7);
+    ValueError for anything else (the caller names the file, row and field)."""
+    if cell is None or (isinstance(cell, str) and not cell.strip()):
+        raise ValueError("no objective class (empty cell)")
+    number = 0
+    if isinstance(cell, float) and cell.is_integer():
+        number = int(cell)
+    elif isinstance(cell, int) and not isinstance(cell, bool):
+        number = cell
+    elif isinstance(cell, str):
+        match = _OBJECTIVE_CELL.match(" ".join(cell.split()))
+        token = match.group(1).upper() if match else ""
+        if token.isdigit():
+            number = int(token)
+        elif token in OBJECTIVE_CLASSES:
+            number = OBJECTIVE_CLASSES.index(token) + 1
+    if not 1 <= number <= len(OBJECTIVE_CLASSES):
+        raise ValueError(f"not an objective class (I-VII, or 1-7): {cell!r}")
+    return OBJECTIVE_CLASSES[number - 1]

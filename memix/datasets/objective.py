@@ -14,41 +14,19 @@ reported; a row of it that matches no clip is listed in the report.
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memix.datasets.classmaps import OBJECTIVE_FIELD, normalise_objective
 from memix.datasets.problems import IngestError, Notes
 from memix.datasets.sheets import COLUMNS, Sheet, SheetRecord, is_objective_file, read_sheet
 from memix.datasets.values import text
 
-if TYPE_CHECKING:  # sources imports classmaps, which imports this module
+if TYPE_CHECKING:
     from memix.datasets.sources import Source
 
-ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII")
-KEPT = ROMAN[:5]  # the task's classes, in label_id order
-FIELD = "objective"  # the canonical sheet field (memix.datasets.sheets.COLUMNS)
-_CELL = re.compile(r"^(?:class\s*[-:.]?\s*)?([ivx]+|\d+)$", re.IGNORECASE)
-_FILE_FIELDS = ("subject", "filename", FIELD)
-
-
-def normalise(cell: Any) -> str:
-    """The class as "I".."VII" from 3, 3.0, "3", "III", "iii" or "Class III"; ValueError for anything else."""
-    if cell is None or (isinstance(cell, str) and not cell.strip()):
-        raise ValueError("no objective class (empty cell)")
-    number = 0
-    if isinstance(cell, float) and cell.is_integer():
-        number = int(cell)
-    elif isinstance(cell, int) and not isinstance(cell, bool):
-        number = cell
-    elif isinstance(cell, str):
-        match = _CELL.match(" ".join(cell.split()))
-        token = match.group(1).upper() if match else ""
-        number = int(token) if token.isdigit() else ROMAN.index(token) + 1 if token in ROMAN else 0
-    if not 1 <= number <= len(ROMAN):
-        raise ValueError(f"not an objective class (I-VII, or 1-7): {cell!r}")
-    return ROMAN[number - 1]
+_FILE_FIELDS = ("subject", "filename", OBJECTIVE_FIELD)
 
 
 def attach(sheet: Sheet, src: Source, notes: Notes) -> tuple[Sheet, dict[str, Any]]:
@@ -60,12 +38,13 @@ def attach(sheet: Sheet, src: Source, notes: Notes) -> tuple[Sheet, dict[str, An
     """
     name, released = src.name, src.adapter.objective_file
     beside = _files_beside(sheet)
-    if FIELD in sheet.columns:
+    if OBJECTIVE_FIELD in sheet.columns:
         if beside and released:
             listed = " and ".join(p.name for p in beside)
-            raise IngestError(f"{sheet.path}: objective classes both in its column {sheet.columns[FIELD]!r} and in "
+            column = sheet.columns[OBJECTIVE_FIELD]
+            raise IngestError(f"{sheet.path}: objective classes both in its column {column!r} and in "
                               f"{listed}; keep one")  # fmt: skip
-        return sheet, {"from": f"column {sheet.columns[FIELD]!r} of {sheet.path.name}"}
+        return sheet, {"from": f"column {sheet.columns[OBJECTIVE_FIELD]!r} of {sheet.path.name}"}
     if released is None:
         raise IngestError(f"{sheet.path}: no objective class column ({_spellings()}), so no objective classes in "
                           f"{name}'s sheet (classes: objective)")  # fmt: skip
@@ -80,10 +59,10 @@ def attach(sheet: Sheet, src: Source, notes: Notes) -> tuple[Sheet, dict[str, An
         key = (src.canonical(rec.values.get("subject")), text(rec.values.get("filename")))
         if key in classes:
             used.add(key)
-            rec = SheetRecord(rec.row, {**rec.values, FIELD: classes[key][1]})
+            rec = SheetRecord(rec.row, {**rec.values, OBJECTIVE_FIELD: classes[key][1]})
         records.append(rec)  # a record without the field is not listed: unlisted() drops it
-    column = f"{table.columns[FIELD]} ({table.path.name})"
-    merged = replace(sheet, records=records, columns={**sheet.columns, FIELD: column})
+    column = f"{table.columns[OBJECTIVE_FIELD]} ({table.path.name})"
+    merged = replace(sheet, records=records, columns={**sheet.columns, OBJECTIVE_FIELD: column})
     return merged, {
         "from": table.path.name,
         "sha256": table.sha256,
@@ -101,7 +80,7 @@ def unlisted(values: dict[int, dict[str, Any]], src: Source, notes: Notes, origi
     out = {}
     for row, vals in values.items():
         filename = text(vals.get("filename"))
-        if FIELD in vals or not filename:
+        if OBJECTIVE_FIELD in vals or not filename:
             out[row] = vals  # a row without a Filename is reported as not a clip row, later
             continue
         canonical = src.canonical(vals.get("subject"))
@@ -129,9 +108,10 @@ def _read(path: Path, src: Source, notes: Notes) -> tuple[Sheet, dict[tuple[str,
                           "correct the workbook's Subject cell")  # fmt: skip
             continue
         try:
-            value = normalise(rec.values[FIELD])
+            value = normalise_objective(rec.values[OBJECTIVE_FIELD])
         except ValueError as err:
-            notes.problem(where, table.columns[FIELD], str(err), "write the class as I-VII (or 1-7) in the workbook")
+            notes.problem(where, table.columns[OBJECTIVE_FIELD], str(err),
+                          "write the class as I-VII (or 1-7) in the workbook")
             continue
         if (subject, filename) in out:
             notes.problem(where, table.columns["filename"], f"{subject}/{filename} is listed on row "

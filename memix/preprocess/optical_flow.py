@@ -7,6 +7,8 @@ are (H, W, 2) float32 arrays of pixel displacements from onset to apex: ``[..., 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -141,3 +143,15 @@ def _check_flow(flow: np.ndarray) -> None:
     if not isinstance(flow, np.ndarray) or flow.ndim != 3 or flow.shape[2] != 2:
         got = flow.shape if isinstance(flow, np.ndarray) else type(flow).__name__
         raise ValueError(f"a flow field must be an (H, W, 2) array, got {got}")
+
+
+@contextmanager
+def one_opencv_thread() -> Iterator[None]:
+    """OpenCV on one thread for the duration, as the flow stage's workers run it: its parallel loops split sums by
+    thread, so the thread count would change the bytes (spotting, ``memix predict``)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)

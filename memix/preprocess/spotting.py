@@ -35,14 +35,13 @@ Deterministic: OpenCV runs on one thread here (as in the flow stage), all sums i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from memix.preprocess import align
+from memix.preprocess.optical_flow import one_opencv_thread
 
 WORK_SIDE = 64  # faces are shrunk to this side: flow at sub-pixel noise averages out, and it is fast
 GRID = 6  # blocks a side over the crop
@@ -72,7 +71,7 @@ def spot_apex(faces: np.ndarray, *, margin: float = DEFAULT_MARGIN) -> Spot:
     """The frame of greatest motion relative to frame 0 (never frame 0 itself when there are two frames or more),
     with the motion curve, the clip's noise floor and whether the peak clears it."""
     work = _prepare(faces, margin)
-    with _one_thread():
+    with one_opencv_thread():
         motion = np.array([0.0] + [_motion(work.frames[0], f, work) for f in work.frames[1:]], dtype=np.float64)
         steps = [_motion(work.frames[t - 1], work.frames[t], work) for t in range(1, len(work.frames))]
     apex = 1 + int(np.argmax(motion[1:])) if len(motion) > 1 else 0
@@ -86,7 +85,7 @@ def motion_curve(faces: np.ndarray, *, margin: float = DEFAULT_MARGIN) -> np.nda
     """(T, S, S) uint8 aligned greyscale faces -> (T,) float64: each frame's motion relative to frame 0 (px at
     :data:`WORK_SIDE`)."""
     work = _prepare(faces, margin)
-    with _one_thread():
+    with one_opencv_thread():
         return np.array([0.0] + [_motion(work.frames[0], f, work) for f in work.frames[1:]], dtype=np.float64)
 
 
@@ -121,7 +120,7 @@ def _prepare(faces: np.ndarray, margin: float) -> _Work:
     if len(faces) < 1 or faces.shape[1] != faces.shape[2] or faces.shape[1] < GRID:
         raise ValueError(f"faces must hold at least one square crop of {GRID} px or more, got shape {faces.shape}")
     side = min(WORK_SIDE, faces.shape[1])
-    with _one_thread():
+    with one_opencv_thread():
         small = [f if f.shape[0] == side else cv2.resize(f, (side, side), interpolation=cv2.INTER_AREA) for f in faces]
     mask = region_mask(side, margin)
     frames = np.stack(small).astype(np.float32)
@@ -145,17 +144,6 @@ def _motion(a: np.ndarray, b: np.ndarray, work: _Work) -> float:
     mag = np.hypot(flow[..., 0], flow[..., 1])
     means = np.array([mag[rows, cols][inside].mean() for rows, cols, inside in work.blocks])
     return float(np.sort(means)[::-1][: work.top].mean())
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """OpenCV on one thread for the duration (its parallel loops may split sums differently run to run)."""
-    previous = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(previous)
 
 
 __all__ = ["DETECT_RATIO", "MIN_PEAK", "Spot", "motion_curve", "region_mask", "spot_apex"]

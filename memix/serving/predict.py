@@ -16,15 +16,13 @@ annotated (:mod:`memix.serving.clip_frames`: its apex spotted) is already aligne
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import cv2
 import numpy as np
 import pandas as pd
 import torch
@@ -35,6 +33,7 @@ from memix.datasets.frames import IMAGE_SUFFIXES
 from memix.io import atomic, views
 from memix.preprocess import clip_align, faces, flow
 from memix.preprocess.landmarks import LandmarkDetector
+from memix.preprocess.optical_flow import one_opencv_thread
 from memix.serving.modelfile import ModelFile
 
 BATCH = 256
@@ -165,7 +164,7 @@ class Predictor:
     ) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`flow_of` from the aligned clip on: flow, statistics and view (``offset``: the offset face, cropped
         like the onset, for a whole-sequence network; ``frames`` names the frames in an error)."""
-        with _one_opencv_thread():
+        with one_opencv_thread():
             try:
                 result = flow.clip_tensor(self.model_file.flow, aligned.onset, aligned.apex, offset=offset)
             except ValueError as err:
@@ -202,17 +201,6 @@ class Predictor:
                 "no motion between onset and apex (largest flow under %g px, as the flow stage's 'no motion'): "
                 "the prediction rests on no movement for %s", flow.NO_MOTION_PX, _some(self.without_motion))
         return probs
-
-
-@contextlib.contextmanager
-def _one_opencv_thread() -> Iterator[None]:
-    """The flow stage computes flow with OpenCV on one thread (its arithmetic depends on the thread count)."""
-    before = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    try:
-        yield
-    finally:
-        cv2.setNumThreads(before)
 
 
 def _some(names: Sequence[str], shown: int = 5) -> str:

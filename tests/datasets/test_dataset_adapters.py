@@ -88,7 +88,8 @@ def test_smic_reads_its_folders_and_takes_the_middle_frame_as_apex(smic_root: Pa
         # frames 1200, 1201, 1203, 1204: the middle of the frames found (natural order), not 1202 (missing)
         "s1/s1_po_01": {"subject": "s1", "label": "positive", "label_id": 1, "onset": 1200, "apex": 1201,
                         "offset": 1204, "n_frames": 4},
-        "s3/s3_sur_02": {"subject": "s3", "label": "surprise", "label_id": 2, "onset": 999998, "apex": 999998,
+        # two frames: the middle frame is the second, never the onset (no onset -> apex motion)
+        "s3/s3_sur_02": {"subject": "s3", "label": "surprise", "label_id": 2, "onset": 999998, "apex": 999999,
                          "offset": 999999, "n_frames": 2},
     }  # fmt: skip
     assert df.set_index("clip_id").loc["s1/s1_ne_01", "apex_path"] == "HS/s1/micro/negative/s1_ne_01/image086221.bmp"

@@ -17,7 +17,7 @@ import openpyxl
 import pytest
 
 from memix.config import DatasetParams
-from memix.datasets import ingest, objective
+from memix.datasets import classmaps, ingest
 
 CASME_HEADER = [
     "Subject", "Filename", None, "OnsetFrame", "ApexFrame", "OffsetFrame", None, "Action Units", "Estimated Emotion",
@@ -115,13 +115,13 @@ def _fails(params: DatasetParams, out: Path, *needles: str) -> str:
      ("class 2", "II"), ("CLASS  iv", "IV"), ("Class-1", "I"), ("\tII\n", "II")],
 )  # fmt: skip
 def test_cells_read_as_roman_or_arabic_numerals(cell: Any, expected: str) -> None:
-    assert objective.normalise(cell) == expected
+    assert classmaps.normalise_objective(cell) == expected
 
 
 @pytest.mark.parametrize("cell", [None, "", "  ", 0, 8, "VIII", "IIII", 1.5, "1.5", "I/II", "Class", "happiness", True])
 def test_anything_else_is_not_a_class(cell: Any) -> None:
     with pytest.raises(ValueError, match="objective class"):
-        objective.normalise(cell)
+        classmaps.normalise_objective(cell)
 
 
 def test_samm_reads_its_objective_classes_column_and_counts_vi_vii(tmp_path: Path) -> None:
