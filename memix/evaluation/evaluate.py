@@ -33,7 +33,7 @@ from memix import plots
 from memix.config import EvalParams, method_title
 from memix.evaluation import keyframe_noise, metrics, release_rules, selection, stats
 from memix.io import atomic
-from memix.io.checks import check_probabilities
+from memix.io.checks import check_rows
 
 PRED_COLUMNS = ("seed", "clip_id", "subject", "dataset", "fold", "epoch", "true", "pred")
 CURVE_COLUMNS = ("seed", "epoch", "train_loss", "train_accuracy", "test_accuracy")
@@ -68,22 +68,7 @@ def read_predictions(path: Path) -> tuple[pd.DataFrame, int, list[str]]:
         raise ValueError(f"{path}: columns prob_0..prob_<K-1> missing or not contiguous")
     if preds.empty:
         raise ValueError(f"{path}: no predictions")
-    check_probabilities(preds, k, path)
-    for col in ("seed", "fold", "epoch", "true", "pred"):
-        if not pd.api.types.is_integer_dtype(preds[col]):
-            raise ValueError(f"{path}: field {col} must hold integers, got {preds[col].dtype}")
-    for col in ("true", "pred"):
-        bad = preds[(preds[col] < 0) | (preds[col] >= k)]
-        if len(bad):
-            raise ValueError(f"{path}: clip {bad['clip_id'].iloc[0]!r}: field {col}={bad[col].iloc[0]} not in [0, {k})")
-    preds = preds.astype({"clip_id": str, "subject": str, "dataset": str})
-    dup = preds[preds.duplicated(["seed", "fold", "epoch", "clip_id"])]
-    if len(dup):
-        row = dup.iloc[0]
-        raise ValueError(
-            f"{path}: clip {row['clip_id']!r} predicted twice in seed {row['seed']} fold {row['fold']} "
-            f"epoch {row['epoch']}"
-        )
+    preds = check_rows(preds, path, k, ("seed", "fold", "epoch", "true", "pred"), ("seed", "fold", "epoch", "clip_id"))
     folds_per_clip = preds.groupby(["seed", "clip_id"])["fold"].nunique()
     if (folds_per_clip > 1).any():
         seed, clip = folds_per_clip[folds_per_clip > 1].index[0]

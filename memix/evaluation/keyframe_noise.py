@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from memix.evaluation import metrics, stats
-from memix.io.checks import check_probabilities
+from memix.io.checks import check_rows
 from memix.preprocess.keyframe_shift import RULE
 
 FILE = "keyframe_noise.parquet"
@@ -36,22 +36,11 @@ def read(path: Path, levels: list[int], k: int) -> pd.DataFrame:
     missing = [c for c in (*COLUMNS, *(f"prob_{j}" for j in range(k))) if c not in noise.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-    for col in ("seed", "fold", "level", "true", "pred"):
-        if not pd.api.types.is_integer_dtype(noise[col]):
-            raise ValueError(f"{path}: field {col} must hold integers, got {noise[col].dtype}")
+    noise = check_rows(noise, path, k, ("seed", "fold", "level", "true", "pred"), ("seed", "level", "clip_id"))
     found = sorted(int(n) for n in noise["level"].unique())
     if found != sorted(levels):
         raise ValueError(f"{path}: holds levels {found}, eval.keyframe_noise is {sorted(levels)} (rerun the "
                          "method's train stage)")
-    check_probabilities(noise, k, path)
-    bad = noise[(noise["pred"] < 0) | (noise["pred"] >= k) | (noise["true"] < 0) | (noise["true"] >= k)]
-    if len(bad):
-        raise ValueError(f"{path}: clip {bad['clip_id'].iloc[0]!r}: field true or pred not in [0, {k})")
-    noise = noise.astype({"clip_id": str, "subject": str, "dataset": str})
-    dup = noise[noise.duplicated(["seed", "level", "clip_id"])]
-    if len(dup):
-        row = dup.iloc[0]
-        raise ValueError(f"{path}: clip {row['clip_id']!r} twice in seed {row['seed']} level {row['level']}")
     return noise
 
 

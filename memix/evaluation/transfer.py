@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from memix.config import method_title
-from memix.evaluation import metrics, selection
+from memix.evaluation import metrics, selection, stats
 from memix.training.folds import ARROW, PLUS
 
 TITLES = {
@@ -70,8 +70,9 @@ def _split(name: str) -> tuple[str, str]:
 
 
 def _stats(values: list[float]) -> dict[str, float]:
-    arr = np.asarray(values, dtype=np.float64)
-    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if len(arr) > 1 else 0.0}
+    """Mean and sample standard deviation over seeds (:class:`memix.evaluation.stats.Spread`), as JSON."""
+    spread = stats.Spread.of(values)
+    return {"mean": spread.mean, "std": spread.std}
 
 
 def _row(part: pd.DataFrame, k: int, seeds: list[int]) -> dict[str, Any]:

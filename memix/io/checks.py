@@ -6,6 +6,7 @@ buggy writer), and NaN compares false with everything, so it slips through range
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -50,4 +51,29 @@ def check_probabilities(preds: pd.DataFrame, k: int, path: str | Path) -> None:
     )
 
 
-__all__ = ["check_probabilities", "nonfinite_rows"]
+
+
+def check_rows(
+    frame: pd.DataFrame, path: str | Path, k: int, integers: Sequence[str], unique: Sequence[str]
+) -> pd.DataFrame:
+    """What every file of class probabilities must be (train's predictions, its key-frame noise scores): valid
+    ``prob_<k>`` rows, the ``integers`` fields integers, true and pred class ids in [0, k), one row per ``unique``
+    key; returned with its text fields as str. Errors name the file, the clip and the field."""
+    check_probabilities(frame, k, path)
+    for col in integers:
+        if not pd.api.types.is_integer_dtype(frame[col]):
+            raise ValueError(f"{path}: field {col} must hold integers, got {frame[col].dtype}")
+    for col in ("true", "pred"):
+        bad = frame[(frame[col] < 0) | (frame[col] >= k)]
+        if len(bad):
+            raise ValueError(f"{path}: clip {bad['clip_id'].iloc[0]!r}: field {col}={bad[col].iloc[0]} not in [0, {k})")
+    frame = frame.astype({"clip_id": str, "subject": str, "dataset": str})
+    dup = frame[frame.duplicated(list(unique))]
+    if len(dup):
+        row = dup.iloc[0]
+        where = " ".join(f"{c} {row[c]}" for c in unique if c != "clip_id")
+        raise ValueError(f"{path}: clip {row['clip_id']!r} predicted twice in {where}")
+    return frame
+
+
+__all__ = ["check_probabilities", "check_rows", "nonfinite_rows"]

@@ -57,4 +57,14 @@ def remove_unlisted(root: Path, levels: list[int]) -> list[int]:
     return removed
 
 
-__all__ = ["INFO_FILE", "levels_record", "remove_unlisted", "unlisted"]
+
+def first_difference(found: list[str], expected: list[str]) -> tuple[int, str, str] | None:
+    """Where two clip orders part: (row, clip found there or "nothing", clip expected there or "nothing"); None
+    when they are equal. A noise set must hold the flow set's clips in its order (a unit's test rows index both)."""
+    if found == expected:
+        return None
+    row = next((i for i, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b),
+               min(len(found), len(expected)))
+    return row, found[row] if row < len(found) else "nothing", expected[row] if row < len(expected) else "nothing"
+
+__all__ = ["INFO_FILE", "first_difference", "levels_record", "remove_unlisted", "unlisted"]

@@ -16,9 +16,8 @@ import numpy as np
 import pandas as pd
 
 from memix.config import FacesParams
-from memix.datasets.frames import list_frames, read_frame
 from memix.preprocess import spotting
-from memix.preprocess.clip_align import AlignedClip, align_clip, align_onset, clip_files, crop, spot_aligned
+from memix.preprocess.clip_align import AlignedClip, align_clip, align_onset, clip_files, crop_frames, spot_aligned
 from memix.preprocess.landmarks import LandmarkDetector
 
 
@@ -42,11 +41,8 @@ def align_chosen(detector: LandmarkDetector, clip, dataset_root: Path, params: F
     apex_file = dataset_root / str(clip.apex_path)
     if str(clip.apex_source) != "spotted":
         aligned = align_clip(detector, onset_file, apex_file, clip_id, size, params.margin)
-        crops = (
-            align_all_frames(clip, dataset_root, aligned.affine, size, aligned.rgb.shape[:2])
-            if aligned is not None and params.all_frames
-            else []
-        )
+        files = clip_files(dataset_root / str(clip.frame_dir), int(clip.onset), int(clip.offset))
+        crops = crop_frames(aligned, files, clip_id, size) if aligned is not None and params.all_frames else []
         return Chosen(aligned, int(clip.apex), apex_file, crops)
     aligned = align_onset(detector, onset_file, clip_id, size, params.margin)
     if aligned is None:
@@ -128,19 +124,3 @@ def spotting_error(errors: np.ndarray) -> dict:
         "within_1": float(np.mean(errors <= 1)),
         "within_2": float(np.mean(errors <= 2)),
     }
-
-
-def align_all_frames(
-    clip, dataset_root: Path, affine: np.ndarray, size: int, shape: tuple[int, int]
-) -> list[tuple[int, np.ndarray]]:
-    """Every frame onset..offset of the clip, warped with the onset's transform."""
-    clip_dir = dataset_root / str(clip.frame_dir)
-    out = []
-    for number, name in list_frames(clip_dir).items():
-        if not int(clip.onset) <= number <= int(clip.offset):
-            continue
-        frame = read_frame(clip_dir / name, str(clip.clip_id))
-        if frame.shape[:2] != shape:
-            raise ValueError(f"clip {clip.clip_id}: frame {clip_dir / name} differs in size from the onset frame")
-        out.append((number, crop(frame, affine, size)))
-    return out

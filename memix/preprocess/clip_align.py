@@ -112,7 +112,19 @@ def crop_like_onset(path: Path, clip_id: str, aligned: AlignedClip, size: int) -
 
 def clip_files(clip_dir: Path, onset: int, offset: int) -> dict[int, Path]:
     """Frame number -> file of a clip's frames numbered onset..offset on disk, in frame order."""
-    return {n: clip_dir / name for n, name in sorted(list_frames(clip_dir).items()) if onset <= n <= offset}
+    return {n: clip_dir / name for n, name in list_frames(clip_dir).items() if onset <= n <= offset}
+
+
+def crop_frames(aligned: AlignedClip, files: dict[int, Path], clip_id: str, size: int) -> list[tuple[int, np.ndarray]]:
+    """(frame number, crop) of each of ``files`` (frame number -> file) in frame order, cropped with the onset's
+    transform; a frame of another size than the onset's is an error naming it."""
+    crops = []
+    for number, path in sorted(files.items()):
+        frame = read_frame(path, clip_id)
+        if frame.shape[:2] != aligned.rgb.shape[:2]:
+            raise ValueError(f"clip {clip_id}: frame {path} differs in size from the onset frame")
+        crops.append((number, crop(frame, aligned.affine, size)))
+    return crops
 
 
 def spot_aligned(
@@ -122,12 +134,7 @@ def spot_aligned(
     cropped with the onset's transform, the frame of greatest motion from the onset taken and searched for a face
     (:func:`with_apex`). Returns the clip with that apex, its frame number, the spotting and the crops. The faces
     stage and ``memix predict --dataset`` both run this for a clip whose apex is spotted."""
-    crops = []
-    for number, path in sorted(files.items()):
-        frame = read_frame(path, clip_id)
-        if frame.shape[:2] != aligned.rgb.shape[:2]:
-            raise ValueError(f"clip {clip_id}: frame {path} differs in size from the onset frame")
-        crops.append((number, crop(frame, aligned.affine, size)))
+    crops = crop_frames(aligned, files, clip_id, size)
     spot = spotting.spot_apex(np.stack([c for _, c in crops]), margin=margin)
     number = crops[spot.apex][0]
     return with_apex(detector, aligned, files[number], clip_id, size), number, spot, crops

@@ -40,7 +40,7 @@ from tqdm import tqdm
 from memix.config import FlowParams
 from memix.datasets.frames import BadFrameError, list_frames, read_frame
 from memix.datasets.schema import validate_clip_index
-from memix.io import atomic, flowset, shards
+from memix.io import atomic, flowset, noise_sets, shards
 from memix.io.noise_sets import INFO_FILE
 from memix.preprocess import clip_align, flow
 from memix.preprocess.keyframe_shift import RULE, Shift, shift_clip
@@ -103,8 +103,12 @@ def run(
         flow_set = _flow_of(params, index, arrays, Path(work))
         noise_index, noise_arrays = shards.load(flow_set, mmap=False)
         found = noise_index["clip_id"].astype(str).tolist()
-        if found != flow_ids:
-            raise ValueError(_mismatch(found, flow_ids, flow_dir))
+        differ = noise_sets.first_difference(found, flow_ids)
+        if differ:
+            row, got, want = differ
+            raise ValueError(f"key-frame noise set: {len(found)} clips, {flow_dir} has {len(flow_ids)}; row {row} is "
+                             f"{got}, {flow_dir} has {want} there: a noise set must hold the flow set's clips in its "
+                             "order")
         for col, values in zip(FRAME_COLUMNS, _frame_columns(moved), strict=True):
             noise_index[col] = values
         report = shards.read_file(flow_set, flow.REPORT_FILE)
@@ -234,15 +238,6 @@ def _info(level: int, seed: int, moved: list[_Moved]) -> dict[str, Any]:
         "mean_abs_onset_shift": float(np.abs(onset).mean()) if len(onset) else 0.0,
         "mean_abs_apex_shift": float(np.abs(apex).mean()) if len(apex) else 0.0,
     }
-
-
-def _mismatch(found: list[str], expected: list[str], flow_dir: Path) -> str:
-    first = next((i for i, (a, b) in enumerate(zip(found, expected, strict=False)) if a != b), min(len(found),
-                                                                                                  len(expected)))
-    got = found[first] if first < len(found) else "nothing"
-    want = expected[first] if first < len(expected) else "nothing"
-    return (f"key-frame noise set: {len(found)} clips, {flow_dir} has {len(expected)}; row {first} is {got}, "
-            f"{flow_dir} has {want} there: a noise set must hold the flow set's clips in its order")
 
 
 __all__ = ["FRAME_COLUMNS", "INFO_FILE", "SPOTTED_APEX_COLUMN", "base_apex", "run"]

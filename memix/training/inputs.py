@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from memix.config import Params
-from memix.io import flowset, views
+from memix.io import flowset, noise_sets, views
 from memix.models import registry
 
 
@@ -50,11 +50,9 @@ def read_noise_sets(
 def check_same_clips(noise: flowset.FlowSet, data: flowset.FlowSet) -> None:
     """Refuse, naming both folders and the first clip that differs, a noise set that is not ``data`` reshot."""
     ours, theirs = noise.index["clip_id"].astype(str).tolist(), data.index["clip_id"].astype(str).tolist()
-    if ours != theirs:
-        row = next((i for i, (a, b) in enumerate(zip(ours, theirs, strict=False)) if a != b), min(len(ours),
-                                                                                                  len(theirs)))
-        got = ours[row] if row < len(ours) else "no clip"
-        want = theirs[row] if row < len(theirs) else "no clip"
+    differ = noise_sets.first_difference(ours, theirs)
+    if differ:
+        row, got, want = differ
         raise ValueError(f"{noise.path}: {len(ours)} clips, {data.path} {len(theirs)}; row {row} holds {got} there "
                          f"and {want} here: a key-frame noise set must hold the flow set's clips in its order (stale? "
                          "`dvc repro`)")

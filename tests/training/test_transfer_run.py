@@ -119,3 +119,17 @@ def test_a_test_side_without_a_class_is_scored_over_the_classes_it_holds():
     assert row["per_seed"]["0"]["uar"] == pytest.approx((1.0 + 0.5) / 2)  # class 2 absent: not a third term of 0
     assert row["per_seed"]["0"]["uf1"] == pytest.approx((0.8 + 2 / 3) / 2)
     assert row["per_seed"]["0"]["accuracy"] == pytest.approx(0.75)
+
+
+def test_a_checkpoint_of_one_protocol_is_not_resumed_under_another(composite):
+    """Unit checkpoints are named by seed and fold index alone: the fingerprint must tell the protocols apart (and
+    keep LOSO's fingerprints as they were, so LOSO checkpoints written before protocols existed still resume)."""
+    import torch
+
+    from memix.io import flowset
+
+    index, params, cpu = flowset.read(composite).index, tiny_params(), torch.device("cpu")
+    loso = run.fingerprint(params, "none", index, cpu)
+    assert run.fingerprint(params, "none", index, cpu, "loso") == loso
+    others = {run.fingerprint(params, "none", index, cpu, p) for p in ("holdout_database", "leave_one_dataset_out")}
+    assert len(others) == 2 and loso not in others
